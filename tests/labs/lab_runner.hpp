@@ -1,0 +1,51 @@
+// Runs a lab binary as a test would: arguments, a deadline, stdout and stderr captured, and
+// a snapshot of the IPC objects and child processes it might leave behind.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "oslab/process.hpp"
+
+namespace oslab::test {
+
+struct RunResult {
+  int exit_code = -1;   // -1 when killed by a signal
+  int signal = 0;
+  bool timed_out = false;
+  std::string out, err;
+  nlohmann::json json() const;  // parses `out`; fails the test if it is not JSON
+};
+
+std::string bin_dir();
+std::string lab_path(const std::string& lab);  // "fork" -> <bin>/oslab-fork
+std::vector<std::string> all_labs();           // every oslab-* in the bin dir, as "fork", ...
+
+// Runs <bin>/oslab-<lab> with `args` for at most `timeout`; on timeout kills its group.
+RunResult run_lab(const std::string& lab, const std::vector<std::string>& args,
+                  std::chrono::seconds timeout = std::chrono::seconds(120));
+
+// Starts the lab, lets it run for `after`, sends `signo` to it (only it, not its children),
+// and reaps it (SIGKILLing it if it has not ended 10 s later).
+oslab::ExitStatus run_and_signal(const std::string& lab, const std::vector<std::string>& args,
+                                 std::chrono::milliseconds after, int signo);
+
+// What a run could leave behind: System V objects, /dev/shm and /dev/mqueue entries.
+struct IpcSnapshot {
+  std::set<std::string> objects;  // "shm 1234", "/dev/shm/oslab.x", ...
+  static IpcSnapshot take();
+  std::set<std::string> added_since(const IpcSnapshot& before) const;
+};
+
+// Makes this process the subreaper of every descendant, so that orphans of a killed lab
+// come to us; then reaps_orphans() reaps them, giving the count still running after `grace`.
+void become_subreaper();
+int orphans_still_running(std::chrono::milliseconds grace);
+
+}  // namespace oslab::test

@@ -1,0 +1,100 @@
+#include "oslab/measure.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "oslab/clock.hpp"
+#include "oslab/handles.hpp"
+
+namespace oslab {
+namespace {
+
+TEST(Clock, IsMonotonicAndMeasured) {
+  int64_t a = now_ns(), b = now_ns();
+  EXPECT_LE(a, b);
+  const TimerInfo& info = timer_info();
+  EXPECT_GT(info.overhead_ns, 0);
+  EXPECT_GT(info.resolution_ns, 0);
+  EXPECT_GE(info.smallest_step_ns, 0);
+}
+
+TEST(CalibrateBatch, GrowsUntilTheTargetIsReached) {
+  int64_t calls = 0;
+  auto op = [&](int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      ++calls;
+      asm volatile("" ::: "memory");
+    }
+  };
+  int64_t batch = calibrate_batch(op, 50.0, 1000, 1 << 20);
+  EXPECT_GE(batch, 1);
+  EXPECT_LE(batch, 1 << 20);
+  EXPECT_EQ(batch & (batch - 1), 0) << "a power of two";
+  // Slow operations need no batching.
+  EXPECT_EQ(calibrate_batch([](int64_t n) { ::usleep(static_cast<useconds_t>(n) * 1000); }, 50.0), 1);
+  // The cap is honoured.
+  EXPECT_EQ(calibrate_batch([](int64_t) {}, 1e9, 1000, 64), 64);
+}
+
+TEST(Measure, HonoursTheSampleLimits) {
+  SamplingPlan plan;
+  plan.warmup = 2;
+  plan.min_samples = 7;
+  plan.max_samples = 7;
+  plan.budget = std::chrono::milliseconds(0);
+  int calls = 0;
+  Measurement m = measure(plan, [&](int64_t batch) { calls += static_cast<int>(batch); });
+  EXPECT_EQ(m.samples_ns.size(), 7u);
+  EXPECT_EQ(calls, 9);
+  EXPECT_EQ(m.operations, 7);
+}
+
+TEST(Measure, StopsAtTheBudgetButKeepsTheMinimum) {
+  SamplingPlan plan;
+  plan.warmup = 0;
+  plan.min_samples = 3;
+  plan.max_samples = 1000;
+  plan.budget = std::chrono::milliseconds(30);
+  Measurement m = measure(plan, [](int64_t) { ::usleep(10'000); });
+  EXPECT_GE(m.samples_ns.size(), 3u);
+  EXPECT_LT(m.samples_ns.size(), 20u);
+  for (double sample : m.samples_ns) EXPECT_GE(sample, 10e6);
+}
+
+TEST(Measure, DividesBatchesAndCountsFaultsPerOperation) {
+  const size_t pages = 64;
+  std::vector<Mapping> regions;
+  SamplingPlan plan;
+  plan.warmup = 0;
+  plan.min_samples = plan.max_samples = 4;
+  plan.batch = 2;
+  plan.budget = std::chrono::milliseconds(0);
+  // Each operation touches `pages` fresh pages: at least that many minor faults per operation.
+  Measurement m = measure(plan, [&](int64_t batch) {
+    for (int64_t i = 0; i < batch; ++i) {
+      regions.push_back(Mapping::anonymous(pages * page_size()));
+      ::madvise(regions.back().data(), regions.back().size(), MADV_NOHUGEPAGE);
+      touch_pages(regions.back().bytes());
+    }
+  });
+  EXPECT_EQ(m.operations, 8);
+  EXPECT_GE(m.self_per_op.minor_faults, static_cast<double>(pages));
+  EXPECT_LT(m.self_per_op.minor_faults, static_cast<double>(pages) * 2);
+  EXPECT_EQ(m.children_per_op.minor_faults, 0);
+}
+
+TEST(Counters, Arithmetic) {
+  Counters a{10, 1, 4, 2}, b{4, 1, 2, 0};
+  Counters d = (a - b).per(2);
+  EXPECT_DOUBLE_EQ(d.minor_faults, 3);
+  EXPECT_DOUBLE_EQ(d.major_faults, 0);
+  EXPECT_DOUBLE_EQ(d.voluntary_switches, 1);
+  EXPECT_DOUBLE_EQ(d.involuntary_switches, 1);
+  EXPECT_EQ(a.to_map("child_").at("child_minor_faults"), 10);
+  EXPECT_DOUBLE_EQ(a.per(0).minor_faults, 0);
+}
+
+}  // namespace
+}  // namespace oslab
