@@ -56,6 +56,15 @@ double meminfo_mib(const std::string& field) {
   return 0;
 }
 
+Load read_load() {
+  std::ifstream in("/proc/loadavg");
+  Load load;
+  double five = 0, fifteen = 0;
+  char slash = 0;
+  in >> load.one_minute >> five >> fifteen >> load.runnable_now >> slash;
+  return load;
+}
+
 bool Machine::has(const std::string& feature) const {
   auto it = features.find(feature);
   return it != features.end() && it->second.present;

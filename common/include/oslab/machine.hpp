@@ -44,4 +44,12 @@ std::string read_first_line(const std::string& path);  // "" when unreadable
 std::string thp_mode();                                  // the bracketed word of .../enabled
 double meminfo_mib(const std::string& field);           // MemAvailable etc., 0 when missing
 
+// /proc/loadavg: the 1-minute load average, and the tasks runnable at this instant
+// (the reader itself included).
+struct Load {
+  double one_minute = 0;
+  int runnable_now = 0;
+};
+Load read_load();
+
 }  // namespace oslab
