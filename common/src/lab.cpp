@@ -89,17 +89,15 @@ void print_header(const LabInfo& info, const StandardOptions& options, const Mac
 }
 
 // Other work on the machine puts time spent waiting for a CPU into every figure: say so.
-void note_if_busy(Report& report, const Load& before, const Load& after, int cpus) {
-  report.params["load_before"] = {{"loadavg_1min", before.one_minute}, {"runnable", before.runnable_now}};
-  report.params["load_after"] = {{"loadavg_1min", after.one_minute}, {"runnable", after.runnable_now}};
-  // The lab is one runnable task itself: others beyond it, or a load average above half the
-  // CPUs before it started, mean it shared the machine.
-  const bool busy = before.runnable_now - 1 >= std::max(1, cpus / 2) || before.one_minute > 0.5 * cpus;
-  if (busy)
-    report.note(fmt::format("the machine was busy when this ran (load average {:.2f}, {} other runnable tasks, "
-                            "{} CPUs): figures include time spent waiting for a CPU, and verdicts may not hold. "
-                            "Rerun on an idle machine.",
-                            before.one_minute, before.runnable_now - 1, cpus));
+void note_if_busy(Report& report, const CpuUse& before, const CpuUse& after) {
+  const Contention c = contention_between(before, after);
+  report.params["other_work_cpus"] = c.other_cpus;
+  report.params["steal_cpus"] = c.steal_cpus;
+  if (c.busy())
+    report.note(fmt::format("the machine was busy during this run: other work used {:.2f} CPUs on average, and the "
+                            "hypervisor stole {:.2f} (/proc/stat, less this lab's own CPU time). Figures include "
+                            "time spent waiting for a CPU, and verdicts may not hold: rerun on an idle machine.",
+                            c.other_cpus, c.steal_cpus));
 }
 
 }  // namespace
@@ -137,10 +135,10 @@ int Lab::main(int argc, char** argv, const std::function<void(Report&)>& body) {
     report.params["cpus"] = options_.cpus.empty() ? "not pinned" : format_cpu_list(options_.cpus);
     report.params["inherited_affinity"] = format_cpu_list(get_affinity());
     const Machine& m = machine();
-    const Load load_before = read_load();
+    const CpuUse cpu_before = CpuUse::now();
     if (!options_.json) print_header(info_, options_, m);
     body(report);
-    note_if_busy(report, load_before, read_load(), static_cast<int>(get_affinity().size()));
+    note_if_busy(report, cpu_before, CpuUse::now());
     if (options_.json)
       std::cout << report.to_json().dump(2) << std::endl;
     else

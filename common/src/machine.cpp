@@ -5,6 +5,7 @@
 #include <linux/perf_event.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -56,13 +57,64 @@ double meminfo_mib(const std::string& field) {
   return 0;
 }
 
-Load read_load() {
-  std::ifstream in("/proc/loadavg");
-  Load load;
-  double five = 0, fifteen = 0;
-  char slash = 0;
-  in >> load.one_minute >> five >> fifteen >> load.runnable_now >> slash;
-  return load;
+namespace {
+
+double kernel_thread_seconds(double tick) {
+  constexpr unsigned long kPfKthread = 0x00200000;
+  double ticks = 0;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return 0;
+  while (const dirent* entry = ::readdir(proc)) {
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    std::ifstream stat(std::string("/proc/") + entry->d_name + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(line.substr(close + 2));
+    std::string state;
+    long ppid, pgrp, session, tty, tpgid;
+    unsigned long flags, minflt, cminflt, majflt, cmajflt, utime, stime;
+    if (!(fields >> state >> ppid >> pgrp >> session >> tty >> tpgid >> flags >> minflt >> cminflt >> majflt >>
+          cmajflt >> utime >> stime))
+      continue;
+    if (flags & kPfKthread) ticks += static_cast<double>(utime + stime);
+  }
+  ::closedir(proc);
+  return ticks / tick;
+}
+
+}  // namespace
+
+CpuUse CpuUse::now() {
+  CpuUse use;
+  std::ifstream stat("/proc/stat");
+  std::string label;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  stat >> label >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  use.busy_s = (user + nice + system + steal) / tick;
+  use.kernel_threads_s = kernel_thread_seconds(tick);
+  use.steal_s = steal / tick;
+  auto seconds = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
+  for (int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
+    rusage usage{};
+    ::getrusage(who, &usage);
+    use.ours_s += seconds(usage.ru_utime) + seconds(usage.ru_stime);
+  }
+  use.wall_s = static_cast<double>(now_ns()) / 1e9;
+  return use;
+}
+
+Contention contention_between(const CpuUse& before, const CpuUse& after) {
+  Contention c;
+  c.wall_s = after.wall_s - before.wall_s;
+  if (c.wall_s <= 0) return c;
+  const double others = (after.busy_s - before.busy_s) - (after.ours_s - before.ours_s) -
+                        (after.kernel_threads_s - before.kernel_threads_s);
+  c.other_cpus = std::max(0.0, others / c.wall_s);
+  c.steal_cpus = std::max(0.0, (after.steal_s - before.steal_s) / c.wall_s);
+  return c;
 }
 
 bool Machine::has(const std::string& feature) const {

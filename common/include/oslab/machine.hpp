@@ -44,12 +44,26 @@ std::string read_first_line(const std::string& path);  // "" when unreadable
 std::string thp_mode();                                  // the bracketed word of .../enabled
 double meminfo_mib(const std::string& field);           // MemAvailable etc., 0 when missing
 
-// /proc/loadavg: the 1-minute load average, and the tasks runnable at this instant
-// (the reader itself included).
-struct Load {
-  double one_minute = 0;
-  int runnable_now = 0;
+// What the CPUs did, from /proc/stat (all CPUs together, in seconds), and how much of it was
+// this process and its reaped children (getrusage): the rest was other work.
+// Kernel threads are left out: they do this lab's deferred work too (a kworker frees the
+// page tables of exited children after an RCU grace period).
+struct CpuUse {
+  double busy_s = 0;   // user + nice + system + steal
+  double kernel_threads_s = 0;  // user + system of kernel threads (PF_KTHREAD)
+  double steal_s = 0;  // time the hypervisor ran something else while a CPU of ours wanted to run
+  double ours_s = 0;   // user + system time of this process and its reaped children
+  double wall_s = 0;   // CLOCK_MONOTONIC
+  static CpuUse now();
 };
-Load read_load();
+
+// Over an interval: the CPUs' worth of other work, and of steal, on average.
+struct Contention {
+  double other_cpus = 0;
+  double steal_cpus = 0;
+  double wall_s = 0;
+  bool busy() const { return wall_s >= 0.5 && (other_cpus > 0.25 || steal_cpus > 0.1); }
+};
+Contention contention_between(const CpuUse& before, const CpuUse& after);
 
 }  // namespace oslab
