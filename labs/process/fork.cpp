@@ -20,9 +20,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -40,26 +42,6 @@ namespace {
 
 using oslab::check_errno;
 using oslab::check_errnum;
-
-// One way of creating a task, run once per operation: create it, let it end, reap it.
-struct Method {
-  std::string key;    // for --methods
-  std::string label;  // the result's name
-  std::string what;   // what one sample includes
-  bool execs = false;
-};
-
-const std::vector<Method> kMethods = {
-    {"fork", "fork+exit+wait", "fork(); child _exit(0); parent waitpid()"},
-    {"vfork", "vfork+exit+wait", "vfork(); child _exit(0); parent waitpid()"},
-    {"clone", "clone(SIGCHLD)+exit+wait", "clone(SIGCHLD) with a child stack; child returns; parent waitpid()"},
-    {"clone-vm", "clone(CLONE_VM|CLONE_VFORK)+exit+wait",
-     "clone(CLONE_VM|CLONE_VFORK|SIGCHLD); child returns; parent waitpid()"},
-    {"posix_spawn", "posix_spawn+wait", "posix_spawn() of oslab-exec-target (exits 0); parent waitpid()", true},
-    {"fork-exec", "fork+exec+wait", "fork(); child execve(oslab-exec-target); it exits 0; parent waitpid()", true},
-    {"vfork-exec", "vfork+exec+wait", "vfork(); child execve(oslab-exec-target); it exits 0; parent waitpid()", true},
-    {"pthread", "pthread_create+join", "pthread_create() of a thread that returns at once; pthread_join()"},
-};
 
 void expect_clean_exit(pid_t pid, const char* method) {
   int wait_status = 0;
@@ -79,47 +61,89 @@ void* thread_returns(void*) { return nullptr; }
 alignas(64) char g_clone_stack[64 * 1024];
 char* clone_stack_top() { return g_clone_stack + sizeof g_clone_stack; }
 
-// Runs `method` once. Everything the child does between fork and _exit/exec is
-// async-signal-safe.
-void create_once(const std::string& key, char* const exec_argv[]) {
-  if (key == "fork") {
-    pid_t pid = check_errno("fork", ::fork());
-    if (pid == 0) _exit(0);
-    expect_clean_exit(pid, "fork");
-  } else if (key == "vfork") {
-    pid_t pid = check_errno("vfork", ::vfork());
-    if (pid == 0) _exit(0);
-    expect_clean_exit(pid, "vfork");
-  } else if (key == "clone") {
-    pid_t pid = check_errno("clone", ::clone(child_returns, clone_stack_top(), SIGCHLD, nullptr));
-    expect_clean_exit(pid, "clone(SIGCHLD)");
-  } else if (key == "clone-vm") {
-    pid_t pid = check_errno(
-        "clone", ::clone(child_returns, clone_stack_top(), CLONE_VM | CLONE_VFORK | SIGCHLD, nullptr));
-    expect_clean_exit(pid, "clone(CLONE_VM|CLONE_VFORK)");
-  } else if (key == "posix_spawn") {
-    pid_t pid = 0;
-    check_errnum("posix_spawn", ::posix_spawn(&pid, exec_argv[0], nullptr, nullptr, exec_argv, environ));
-    expect_clean_exit(pid, "posix_spawn");
-  } else if (key == "fork-exec") {
-    pid_t pid = check_errno("fork", ::fork());
-    if (pid == 0) {
-      ::execve(exec_argv[0], exec_argv, environ);
-      oslab::child_fail("execve", errno);
-    }
-    expect_clean_exit(pid, "fork+exec");
-  } else if (key == "vfork-exec") {
-    pid_t pid = check_errno("vfork", ::vfork());
-    if (pid == 0) {
-      ::execve(exec_argv[0], exec_argv, environ);
-      oslab::child_fail("execve", errno);
-    }
-    expect_clean_exit(pid, "vfork+exec");
-  } else if (key == "pthread") {
-    pthread_t thread;
-    check_errnum("pthread_create", ::pthread_create(&thread, nullptr, thread_returns, nullptr));
-    check_errnum("pthread_join", ::pthread_join(thread, nullptr));
+// One operation of each method: create a task, let it end, reap it. Everything a child does
+// between fork and _exit/exec is async-signal-safe. `exec_argv` is oslab-exec-target's.
+void fork_exit_wait(char* const*) {
+  pid_t pid = check_errno("fork", ::fork());
+  if (pid == 0) _exit(0);
+  expect_clean_exit(pid, "fork");
+}
+
+void vfork_exit_wait(char* const*) {
+  pid_t pid = check_errno("vfork", ::vfork());
+  if (pid == 0) _exit(0);
+  expect_clean_exit(pid, "vfork");
+}
+
+void clone_exit_wait(char* const*) {
+  pid_t pid = check_errno("clone", ::clone(child_returns, clone_stack_top(), SIGCHLD, nullptr));
+  expect_clean_exit(pid, "clone(SIGCHLD)");
+}
+
+void clone_vm_exit_wait(char* const*) {
+  pid_t pid =
+      check_errno("clone", ::clone(child_returns, clone_stack_top(), CLONE_VM | CLONE_VFORK | SIGCHLD, nullptr));
+  expect_clean_exit(pid, "clone(CLONE_VM|CLONE_VFORK)");
+}
+
+void posix_spawn_wait(char* const* exec_argv) {
+  pid_t pid = 0;
+  check_errnum("posix_spawn", ::posix_spawn(&pid, exec_argv[0], nullptr, nullptr, exec_argv, environ));
+  expect_clean_exit(pid, "posix_spawn");
+}
+
+void fork_exec_wait(char* const* exec_argv) {
+  pid_t pid = check_errno("fork", ::fork());
+  if (pid == 0) {
+    ::execve(exec_argv[0], exec_argv, environ);
+    oslab::child_fail("execve", errno);
   }
+  expect_clean_exit(pid, "fork+exec");
+}
+
+void vfork_exec_wait(char* const* exec_argv) {
+  pid_t pid = check_errno("vfork", ::vfork());
+  if (pid == 0) {
+    ::execve(exec_argv[0], exec_argv, environ);
+    oslab::child_fail("execve", errno);
+  }
+  expect_clean_exit(pid, "vfork+exec");
+}
+
+void pthread_create_join(char* const*) {
+  pthread_t thread;
+  check_errnum("pthread_create", ::pthread_create(&thread, nullptr, thread_returns, nullptr));
+  check_errnum("pthread_join", ::pthread_join(thread, nullptr));
+}
+
+// One way of creating a task.
+struct Method {
+  std::string key;    // for --methods
+  std::string label;  // the result's name
+  std::string what;   // what one sample includes
+  void (*create_once)(char* const* exec_argv);
+  bool execs = false;
+};
+
+const std::vector<Method> kMethods = {
+    {"fork", "fork+exit+wait", "fork(); child _exit(0); parent waitpid()", fork_exit_wait},
+    {"vfork", "vfork+exit+wait", "vfork(); child _exit(0); parent waitpid()", vfork_exit_wait},
+    {"clone", "clone(SIGCHLD)+exit+wait", "clone(SIGCHLD) with a child stack; child returns; parent waitpid()",
+     clone_exit_wait},
+    {"clone-vm", "clone(CLONE_VM|CLONE_VFORK)+exit+wait",
+     "clone(CLONE_VM|CLONE_VFORK|SIGCHLD); child returns; parent waitpid()", clone_vm_exit_wait},
+    {"posix_spawn", "posix_spawn+wait", "posix_spawn() of oslab-exec-target (exits 0); parent waitpid()",
+     posix_spawn_wait, true},
+    {"fork-exec", "fork+exec+wait", "fork(); child execve(oslab-exec-target); it exits 0; parent waitpid()",
+     fork_exec_wait, true},
+    {"vfork-exec", "vfork+exec+wait", "vfork(); child execve(oslab-exec-target); it exits 0; parent waitpid()",
+     vfork_exec_wait, true},
+    {"pthread", "pthread_create+join", "pthread_create() of a thread that returns at once; pthread_join()",
+     pthread_create_join},
+};
+
+const Method& method_of(const std::string& key) {
+  return *std::find_if(kMethods.begin(), kMethods.end(), [&](const Method& m) { return m.key == key; });
 }
 
 double resident_mib() {
@@ -210,9 +234,8 @@ int main(int argc, char** argv) {
 
     std::string exec_target;
     std::vector<char*> exec_argv;
-    bool any_exec = std::any_of(methods.begin(), methods.end(), [](const std::string& key) {
-      return std::any_of(kMethods.begin(), kMethods.end(), [&](const Method& m) { return m.key == key && m.execs; });
-    });
+    bool any_exec =
+        std::any_of(methods.begin(), methods.end(), [](const std::string& key) { return method_of(key).execs; });
     if (any_exec) {
       exec_target = oslab::helper_path("oslab-exec-target");
       exec_argv = {exec_target.data(), nullptr};
@@ -244,9 +267,10 @@ int main(int argc, char** argv) {
       if (!lab.options().json)
         fmt::print(stderr, "measuring with {} MiB touched (resident {:.0f} MiB)...\n", touched, rss);
       for (const auto& key : methods) {
-        const Method& method = *std::find_if(kMethods.begin(), kMethods.end(), [&](const Method& m) { return m.key == key; });
+        const Method& method = method_of(key);
+        char* const* args = exec_argv.data();
         oslab::Measurement m = oslab::measure(plan, [&](int64_t batch) {
-          for (int64_t i = 0; i < batch; ++i) create_once(key, exec_argv.data());
+          for (int64_t i = 0; i < batch; ++i) method.create_once(args);
         });
         oslab::Result& result = report.add(
             method.label, {{"touched_mib", touched}, {"parent_rss_mib", std::round(rss)}, {"huge_pages", huge_pages}}, m,
@@ -264,7 +288,7 @@ int main(int argc, char** argv) {
       faults.header.push_back(fmt::format("{} MiB", touched));
     }
     for (const auto& key : methods) {
-      const Method& method = *std::find_if(kMethods.begin(), kMethods.end(), [&](const Method& m) { return m.key == key; });
+      const Method& method = method_of(key);
       std::vector<std::string> time_row{method.label}, fault_row{method.label};
       for (long touched : sizes) {
         const oslab::Result* r = find(report.results(), method.label, touched);
@@ -281,8 +305,7 @@ int main(int argc, char** argv) {
 
     const long smallest = sizes.front(), largest = sizes.back();
     auto p50 = [&](const std::string& key, long touched) -> double {
-      auto it = std::find_if(kMethods.begin(), kMethods.end(), [&](const Method& m) { return m.key == key; });
-      const oslab::Result* r = find(report.results(), it->label, touched);
+      const oslab::Result* r = find(report.results(), method_of(key).label, touched);
       return r ? r->summary.p50 : 0;
     };
     auto has = [&](const std::string& key) { return std::find(methods.begin(), methods.end(), key) != methods.end(); };
