@@ -48,7 +48,9 @@ void BM_VforkExitWait(benchmark::State& state) {
   }
 }
 
-void* returns(void*) { return nullptr; }
+void* returns(void*) {
+  return nullptr;
+}
 
 void BM_PthreadCreateJoin(benchmark::State& state) {
   for (auto _ : state) {

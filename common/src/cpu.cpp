@@ -90,8 +90,8 @@ void require_allowed(const std::vector<int>& cpus) {
   std::vector<int> allowed = get_affinity();
   for (int cpu : cpus)
     if (!std::binary_search(allowed.begin(), allowed.end(), cpu))
-      throw UsageError(fmt::format("CPU {} is not available to this process (allowed: {})", cpu,
-                                   format_cpu_list(allowed)));
+      throw UsageError(
+          fmt::format("CPU {} is not available to this process (allowed: {})", cpu, format_cpu_list(allowed)));
 }
 
 }  // namespace oslab

@@ -25,8 +25,7 @@ Lab::Lab(LabInfo info) : info_(std::move(info)), app_(info_.purpose, "oslab-" + 
   app_.add_option("-i,--iterations", options_.iterations,
                   "Samples per measurement (0: the lab's default, which --quick lowers)")
       ->check(CLI::Range(0, 10'000'000));
-  if (info_.pins_cpus)
-    app_.add_option("-C,--cpus", cpus_text_, "CPUs to pin to, e.g. 0 or 0-1 (default: not pinned)");
+  if (info_.pins_cpus) app_.add_option("-C,--cpus", cpus_text_, "CPUs to pin to, e.g. 0 or 0-1 (default: not pinned)");
   app_.add_option("-s,--seed", options_.seed, "Seed for everything random (default: drawn, then printed)");
   app_.add_option("--timeout", options_.timeout_s, "Watchdog: kill children and fail after this many seconds")
       ->check(CLI::Range(1, 86'400));
@@ -80,8 +79,8 @@ void print_header(const LabInfo& info, const StandardOptions& options, const Mac
   fmt::print("Machine: {}, {} CPUs (allowed {}), kernel {}, clock {}, {}\n", m.cpu_model, m.logical_cpus,
              m.allowed_cpus, m.kernel, m.clocksource,
              m.is_virtual() ? "virtual machine (" + m.virtualization + ")" : "bare metal");
-  fmt::print("Timer: CLOCK_MONOTONIC, {:.0f} ns per read; a null system call costs {}{}\n",
-             m.timer_overhead_ns, format_duration(m.null_syscall_ns),
+  fmt::print("Timer: CLOCK_MONOTONIC, {:.0f} ns per read; a null system call costs {}{}\n", m.timer_overhead_ns,
+             format_duration(m.null_syscall_ns),
              m.null_syscall_ns > 500 ? " (slow: typical bare metal is 50-150 ns)" : "");
   fmt::print("Run: seed {}{}{}\n\n", options.seed, options.seed_given ? "" : " (drawn; repeat with --seed)",
              options.quick ? ", --quick" : "");
@@ -94,10 +93,11 @@ void note_if_busy(Report& report, const CpuUse& before, const CpuUse& after) {
   report.params["other_work_cpus"] = c.other_cpus;
   report.params["steal_cpus"] = c.steal_cpus;
   if (c.busy())
-    report.note(fmt::format("the machine was busy during this run: other work used {:.2f} CPUs on average, and the "
-                            "hypervisor stole {:.2f} (/proc/stat, less this lab's own CPU time). Figures include "
-                            "time spent waiting for a CPU, and verdicts may not hold: rerun on an idle machine.",
-                            c.other_cpus, c.steal_cpus));
+    report.note(
+        fmt::format("the machine was busy during this run: other work used {:.2f} CPUs on average, and the "
+                    "hypervisor stole {:.2f} (/proc/stat, less this lab's own CPU time). Figures include "
+                    "time spent waiting for a CPU, and verdicts may not hold: rerun on an idle machine.",
+                    c.other_cpus, c.steal_cpus));
 }
 
 }  // namespace

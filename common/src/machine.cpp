@@ -37,12 +37,21 @@ std::string read_first_line(const std::string& path) {
   return line;
 }
 
-std::string thp_mode() {
-  std::string line = read_first_line("/sys/kernel/mm/transparent_hugepage/enabled");
+namespace {
+std::string bracketed_word(const std::string& path) {
+  std::string line = read_first_line(path);
   auto open = line.find('[');
   auto close = line.find(']');
   if (open == std::string::npos || close == std::string::npos || close < open) return "unavailable";
   return line.substr(open + 1, close - open - 1);
+}
+}  // namespace
+
+std::string thp_mode() {
+  return bracketed_word("/sys/kernel/mm/transparent_hugepage/enabled");
+}
+std::string shmem_thp_mode() {
+  return bracketed_word("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
 }
 
 double meminfo_mib(const std::string& field) {
@@ -96,7 +105,9 @@ CpuUse CpuUse::now() {
   use.busy_s = (user + nice + system + steal) / tick;
   use.kernel_threads_s = kernel_thread_seconds(tick);
   use.steal_s = steal / tick;
-  auto seconds = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
+  auto seconds = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
   for (int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
     rusage usage{};
     ::getrusage(who, &usage);
@@ -181,7 +192,8 @@ Feature probe_io_uring() {
   long fd = ::syscall(__NR_io_uring_setup, 1, &params);
   if (fd < 0) return {false, fmt::format("io_uring_setup: {}", describe_errno(errno))};
   ::close(static_cast<int>(fd));
-  return {true, disabled.empty() ? "io_uring_setup works" : "io_uring_setup works (io_uring_disabled = " + disabled + ")"};
+  return {true,
+          disabled.empty() ? "io_uring_setup works" : "io_uring_setup works (io_uring_disabled = " + disabled + ")"};
 }
 
 Feature probe_seccomp() {

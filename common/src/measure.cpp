@@ -12,14 +12,12 @@ Counters Counters::from(const rusage& usage) noexcept {
 
 Counters Counters::operator-(const Counters& other) const noexcept {
   return Counters{minor_faults - other.minor_faults, major_faults - other.major_faults,
-                  voluntary_switches - other.voluntary_switches,
-                  involuntary_switches - other.involuntary_switches};
+                  voluntary_switches - other.voluntary_switches, involuntary_switches - other.involuntary_switches};
 }
 
 Counters Counters::operator+(const Counters& other) const noexcept {
   return Counters{minor_faults + other.minor_faults, major_faults + other.major_faults,
-                  voluntary_switches + other.voluntary_switches,
-                  involuntary_switches + other.involuntary_switches};
+                  voluntary_switches + other.voluntary_switches, involuntary_switches + other.involuntary_switches};
 }
 
 Counters Counters::per(double operations) const noexcept {
@@ -41,7 +39,9 @@ Counters read_counters(int who) {
   return Counters::from(usage);
 }
 
-UsageSnapshot UsageSnapshot::now() { return {read_counters(RUSAGE_SELF), read_counters(RUSAGE_CHILDREN)}; }
+UsageSnapshot UsageSnapshot::now() {
+  return {read_counters(RUSAGE_SELF), read_counters(RUSAGE_CHILDREN)};
+}
 
 Measurement measure(const SamplingPlan& plan, const std::function<void(int64_t)>& op) {
   const int64_t batch = std::max<int64_t>(plan.batch, 1);
@@ -53,8 +53,7 @@ Measurement measure(const SamplingPlan& plan, const std::function<void(int64_t)>
   const UsageSnapshot before = UsageSnapshot::now();
   const int64_t started = now_ns();
   while (static_cast<int>(result.samples_ns.size()) < plan.max_samples) {
-    if (static_cast<int>(result.samples_ns.size()) >= plan.min_samples && now_ns() - started >= budget_ns)
-      break;
+    if (static_cast<int>(result.samples_ns.size()) >= plan.min_samples && now_ns() - started >= budget_ns) break;
     int64_t start = now_ns();
     op(batch);
     int64_t elapsed = now_ns() - start;

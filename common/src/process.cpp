@@ -6,11 +6,11 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/msg.h>
 #include <sys/prctl.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -108,13 +108,13 @@ std::string helper_path(std::string_view name) {
   char exe[4096];
   ssize_t length = check_errno("readlink /proc/self/exe", ::readlink("/proc/self/exe", exe, sizeof exe - 1));
   std::string path(exe, static_cast<size_t>(length));
-  path.erase(path.rfind('/'));  // .../bin
+  path.erase(path.rfind('/'));      // .../bin
   path.erase(path.rfind('/') + 1);  // .../
   path += "libexec/";
   path += name;
   if (::access(path.c_str(), X_OK) != 0)
-    throw SkipError(fmt::format("helper {} is missing ({}); rebuild with scripts/oslab build", path,
-                                describe_errno(errno)));
+    throw SkipError(
+        fmt::format("helper {} is missing ({}); rebuild with scripts/oslab build", path, describe_errno(errno)));
   return path;
 }
 
@@ -149,7 +149,9 @@ Child& Child::operator=(Child&& other) noexcept {
   return *this;
 }
 
-Child::~Child() { kill(); }
+Child::~Child() {
+  kill();
+}
 
 ExitStatus Child::wait(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) throw std::logic_error("Child::wait: no child");
@@ -215,8 +217,8 @@ void install(std::chrono::seconds watchdog) {
   sigaddset(&action.sa_mask, SIGALRM);
   for (int signo : {SIGINT, SIGTERM, SIGALRM}) check_errno("sigaction", ::sigaction(signo, &action, nullptr));
   fmt::format_to_n(g_watchdog_message, sizeof g_watchdog_message - 1,
-                   "{}: watchdog: the run took longer than {} s; children killed, objects removed\n",
-                   program_name(), watchdog.count());
+                   "{}: watchdog: the run took longer than {} s; children killed, objects removed\n", program_name(),
+                   watchdog.count());
   ::alarm(static_cast<unsigned>(watchdog.count()));
 }
 

@@ -87,8 +87,7 @@ void print_table(std::ostream& out, const Table& table) {
 Report::Report(std::string lab, std::string cmdline)
     : lab_(std::move(lab)), cmdline_(std::move(cmdline)), started_(iso8601_now()) {}
 
-Result& Report::add(std::string name, nlohmann::json result_params, const Measurement& measurement,
-                    std::string what) {
+Result& Report::add(std::string name, nlohmann::json result_params, const Measurement& measurement, std::string what) {
   Result result;
   result.name = std::move(name);
   result.params = std::move(result_params);
@@ -109,9 +108,15 @@ void Report::verdict(std::string claim, bool holds, std::string evidence) {
   verdicts_.push_back({std::move(claim), holds, std::move(evidence)});
 }
 
-void Report::skip(std::string what, std::string why) { skipped_.push_back({std::move(what), std::move(why)}); }
-void Report::note(std::string text) { notes_.push_back(std::move(text)); }
-void Report::table(Table table) { tables_.push_back(std::move(table)); }
+void Report::skip(std::string what, std::string why) {
+  skipped_.push_back({std::move(what), std::move(why)});
+}
+void Report::note(std::string text) {
+  notes_.push_back(std::move(text));
+}
+void Report::table(Table table) {
+  tables_.push_back(std::move(table));
+}
 
 nlohmann::json Report::to_json() const {
   nlohmann::json results = nlohmann::json::array();
@@ -135,21 +140,30 @@ nlohmann::json Report::to_json() const {
                        {"samples", r.samples}});
   }
   nlohmann::json verdicts = nlohmann::json::array();
-  for (const auto& v : verdicts_) verdicts.push_back({{"claim", v.claim}, {"holds", v.holds}, {"evidence", v.evidence}});
+  for (const auto& v : verdicts_)
+    verdicts.push_back({{"claim", v.claim}, {"holds", v.holds}, {"evidence", v.evidence}});
   nlohmann::json skipped = nlohmann::json::array();
   for (const auto& s : skipped_) skipped.push_back({{"what", s.what}, {"why", s.why}});
-  return {{"schema", "oslab/1"}, {"lab", lab_},         {"cmdline", cmdline_},   {"started", started_},
-          {"machine", machine().to_json()}, {"params", params}, {"results", results},
-          {"verdicts", verdicts},           {"skipped", skipped}, {"notes", notes_}};
+  return {{"schema", "oslab/1"},
+          {"lab", lab_},
+          {"cmdline", cmdline_},
+          {"started", started_},
+          {"machine", machine().to_json()},
+          {"params", params},
+          {"results", results},
+          {"verdicts", verdicts},
+          {"skipped", skipped},
+          {"notes", notes_}};
 }
 
 void Report::print_human(std::ostream& out) const {
   if (show_results_table && !results_.empty()) {
-    Table table{"Results (time per operation; counters per operation)",
-                {"what", "params", "n", "p50", "p90", "p99", "min", "max", "p50 95% CI", "minflt", "vol.sw", "invol.sw"},
-                {},
-                "",
-                2};
+    Table table{
+        "Results (time per operation; counters per operation)",
+        {"what", "params", "n", "p50", "p90", "p99", "min", "max", "p50 95% CI", "minflt", "vol.sw", "invol.sw"},
+        {},
+        "",
+        2};
     for (const auto& r : results_) {
       const Summary& s = r.summary;
       auto counter = [&](const char* key) {

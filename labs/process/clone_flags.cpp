@@ -41,20 +41,21 @@ using oslab::check_errnum;
 // What the child changes, and what the parent then checks (one row of the table each).
 enum Resource { kMemory, kFdOpened, kFdClosed, kCwd, kUmask, kHandler, kResources };
 constexpr std::array<const char*, kResources> kResourceLabels = {
-    "memory: child writes a variable", "fds: child opens a file",  "fds: child closes a file",
-    "fs: child chdir()s",              "fs: child sets umask()",   "signals: child installs a handler"};
+    "memory: child writes a variable", "fds: child opens a file",
+    "fds: child closes a file",        "fs: child chdir()s",
+    "fs: child sets umask()",          "signals: child installs a handler"};
 constexpr std::array<const char*, kResources> kResourceNouns = {
     "memory", "an fd the child opens", "an fd the child closes", "the cwd", "the umask", "a signal handler"};
-constexpr std::array<const char*, kResources> kNotesRows = {"Memoria", "File descriptors", "File descriptors",
-                                                            "Contexto de filesystem", "Contexto de filesystem",
-                                                            "Manejo de senales"};
+constexpr std::array<const char*, kResources> kNotesRows = {
+    "Memoria",          "File descriptors", "File descriptors", "Contexto de filesystem", "Contexto de filesystem",
+    "Manejo de senales"};
 
 enum class How { fork, vfork, clone, clone_thread, pthread };
 
 struct Variant {
   std::string label;
   How how;
-  int flags;  // clone flags, for How::clone and How::clone_thread
+  int flags;                            // clone flags, for How::clone and How::clone_thread
   std::array<bool, kResources> shared;  // Linux semantics
 };
 
@@ -81,9 +82,9 @@ void child_handler(int) {}
 
 // Lives in a MAP_SHARED page, so that a child with its own memory can still report.
 struct Probe {
-  int fd_to_close;     // the parent opened it; the child closes it
-  int fd_opened;       // the child's new fd number
-  int failed_errno;    // first failure in the child
+  int fd_to_close;   // the parent opened it; the child closes it
+  int fd_opened;     // the child's new fd number
+  int failed_errno;  // first failure in the child
   const char* failed_call;
 };
 
@@ -185,7 +186,9 @@ void run_child(const Variant& variant, ChildArgs& args, const oslab::Mapping& st
   }
 }
 
-bool fd_is_open(int fd) { return fd >= 0 && ::fcntl(fd, F_GETFD) != -1; }
+bool fd_is_open(int fd) {
+  return fd >= 0 && ::fcntl(fd, F_GETFD) != -1;
+}
 
 // Puts the parent back in the state every variant starts from.
 void reset_parent(Probe* probe, int devnull) {
@@ -241,18 +244,17 @@ int main(int argc, char** argv) {
       .claim = "The notes' table: a thread shares memory, file descriptors, the filesystem context and\n"
                "signal handling with its process; a forked process shares none of them. On Linux both\n"
                "are clone(): each CLONE_* flag shares one of these, and a thread is the set of all.",
-      .explain =
-          "For each variant the parent sets a known state (a variable = 0, an open fd, cwd /, umask\n"
-          "022, SIGUSR1 at SIG_DFL), creates the child, and waits until it has ended. The child sets\n"
-          "the variable to 42, opens /dev/null, closes the parent's fd, chdir()s to /dev, sets umask\n"
-          "077 and installs a SIGUSR1 handler. The parent then looks: whatever changed for it too is\n"
-          "shared. CLONE_VM shares the address space, CLONE_FILES the fd table, CLONE_FS the cwd,\n"
-          "root and umask, CLONE_SIGHAND the handler table (only with CLONE_VM: a handler is an\n"
-          "address). vfork() is CLONE_VM|CLONE_VFORK. A CLONE_THREAD child is waited for through\n"
-          "CLONE_CHILD_CLEARTID and a futex, as pthread_join does, since waitpid cannot see it.\n\n"
-          "The cost row is create + end + reap of a child that does nothing, median of --iterations.\n\n"
-          "Questions: why must CLONE_SIGHAND come with CLONE_VM? What does a thread share that is\n"
-          "not in this table (pid, credentials, timers)? Why is vfork's memory row 'yes'?",
+      .explain = "For each variant the parent sets a known state (a variable = 0, an open fd, cwd /, umask\n"
+                 "022, SIGUSR1 at SIG_DFL), creates the child, and waits until it has ended. The child sets\n"
+                 "the variable to 42, opens /dev/null, closes the parent's fd, chdir()s to /dev, sets umask\n"
+                 "077 and installs a SIGUSR1 handler. The parent then looks: whatever changed for it too is\n"
+                 "shared. CLONE_VM shares the address space, CLONE_FILES the fd table, CLONE_FS the cwd,\n"
+                 "root and umask, CLONE_SIGHAND the handler table (only with CLONE_VM: a handler is an\n"
+                 "address). vfork() is CLONE_VM|CLONE_VFORK. A CLONE_THREAD child is waited for through\n"
+                 "CLONE_CHILD_CLEARTID and a futex, as pthread_join does, since waitpid cannot see it.\n\n"
+                 "The cost row is create + end + reap of a child that does nothing, median of --iterations.\n\n"
+                 "Questions: why must CLONE_SIGHAND come with CLONE_VM? What does a thread share that is\n"
+                 "not in this table (pid, credentials, timers)? Why is vfork's memory row 'yes'?",
   });
   return lab.main(argc, argv, [&](oslab::Report& report) {
     const int iterations = lab.iterations(100, 20);
@@ -279,7 +281,8 @@ int main(int argc, char** argv) {
       ::close(probe->fd_to_close);
     }
 
-    oslab::Table table{"Shared with the parent? (observed; '!' marks a difference from Linux semantics)", {"", ""}, {}, "", 2};
+    oslab::Table table{
+        "Shared with the parent? (observed; '!' marks a difference from Linux semantics)", {"", ""}, {}, "", 2};
     for (const Variant& variant : kVariants) table.header.push_back(variant.label);
     int differences = 0;
     for (int resource = 0; resource < kResources; ++resource) {
@@ -314,8 +317,9 @@ int main(int argc, char** argv) {
       cost_row.push_back(oslab::format_duration(result.summary.p50));
     }
     table.rows.push_back(cost_row);
-    table.footnote = differences == 0 ? "Every cell matches Linux semantics."
-                                      : fmt::format("{} cell(s) differ from Linux semantics: see the verdicts.", differences);
+    table.footnote = differences == 0
+                         ? "Every cell matches Linux semantics."
+                         : fmt::format("{} cell(s) differ from Linux semantics: see the verdicts.", differences);
     report.table(table);
     report.show_results_table = false;
     report.show_holding_verdicts = false;  // the table shows them; --json lists every one

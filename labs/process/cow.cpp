@@ -126,23 +126,22 @@ int main(int argc, char** argv) {
       .claim = "The notes: after fork(), code and data are shared until they change (\"copy on write\"):\n"
                "the child gets its own copy of a page only when one side writes it.\n"
                "Here the parent fills --size MiB, forks, and the child reads then writes k of its pages.",
-      .explain =
-          "fork() gives the child the parent's page tables with every private page write-protected\n"
-          "in both. A read goes through without a fault: both processes map the same physical page.\n"
-          "The first write to a page traps (a minor page fault); the kernel copies that one page and\n"
-          "maps the copy writable in the writer only. A MAP_SHARED mapping is never copied: both\n"
-          "processes write the same pages (and fork does not even copy the page-table entries of a\n"
-          "shared mapping: the child faults them in on first touch; one fault maps up to 16\n"
-          "neighbouring pages that are already in memory, \"fault-around\", so there are fewer\n"
-          "faults than pages).\n\n"
-          "What is counted: the child's minor page faults (getrusage RUSAGE_SELF in the child) during\n"
-          "the read phase and during the write phase, divided by the pages touched in that phase;\n"
-          "the time is CLOCK_MONOTONIC around each phase, divided likewise. One 8-byte word per page\n"
-          "is read or written; the pages are a random sample (seeded: --seed) in random order, so\n"
-          "fault-around and prefetching do not hide the per-page cost. After the child exits, the\n"
-          "parent checks whether it sees the child's writes.\n\n"
-          "Questions: why does a read of a MAP_SHARED page fault in the child but not one of a\n"
-          "MAP_PRIVATE page? What does a write to a transparent huge page copy: 4 KiB or 2 MiB?",
+      .explain = "fork() gives the child the parent's page tables with every private page write-protected\n"
+                 "in both. A read goes through without a fault: both processes map the same physical page.\n"
+                 "The first write to a page traps (a minor page fault); the kernel copies that one page and\n"
+                 "maps the copy writable in the writer only. A MAP_SHARED mapping is never copied: both\n"
+                 "processes write the same pages (and fork does not even copy the page-table entries of a\n"
+                 "shared mapping: the child faults them in on first touch; one fault maps up to 16\n"
+                 "neighbouring pages that are already in memory, \"fault-around\", so there are fewer\n"
+                 "faults than pages).\n\n"
+                 "What is counted: the child's minor page faults (getrusage RUSAGE_SELF in the child) during\n"
+                 "the read phase and during the write phase, divided by the pages touched in that phase;\n"
+                 "the time is CLOCK_MONOTONIC around each phase, divided likewise. One 8-byte word per page\n"
+                 "is read or written; the pages are a random sample (seeded: --seed) in random order, so\n"
+                 "fault-around and prefetching do not hide the per-page cost. After the child exits, the\n"
+                 "parent checks whether it sees the child's writes.\n\n"
+                 "Questions: why does a read of a MAP_SHARED page fault in the child but not one of a\n"
+                 "MAP_PRIVATE page? What does a write to a transparent huge page copy: 4 KiB or 2 MiB?",
   });
   long size_mib = 64;
   std::string percent_text = "10,100";
@@ -155,9 +154,10 @@ int main(int argc, char** argv) {
     std::vector<long> percents = oslab::parse_number_list(percent_text, "--percent", 1, 100);
     const double available = oslab::machine().memory_available_mib;
     if (static_cast<double>(size_mib) * 2 > 0.7 * available)
-      throw oslab::UsageError(fmt::format("--size {}: parent and child copies need twice that, more than this "
-                                          "machine can hold (MemAvailable {:.0f} MiB)",
-                                          size_mib, available));
+      throw oslab::UsageError(
+          fmt::format("--size {}: parent and child copies need twice that, more than this "
+                      "machine can hold (MemAvailable {:.0f} MiB)",
+                      size_mib, available));
     const int iterations = lab.iterations(10, 3);
     const size_t bytes = static_cast<size_t>(size_mib) << 20;
     const size_t pages = bytes / oslab::page_size();
@@ -166,24 +166,33 @@ int main(int argc, char** argv) {
     report.params["percent"] = percents;
     report.params["iterations"] = iterations;
 
-    std::vector<Case> cases = {{false, false}, {true, false}};
     const auto& machine = oslab::machine();
+    std::vector<Case> cases = {{false, false}};
     if (machine.has("thp"))
-      cases.insert(cases.begin() + 1, Case{false, true});
+      cases.push_back({false, true});
     else
-      report.skip("MAP_PRIVATE with transparent huge pages", "THP is " + machine.thp_mode + " on this machine");
+      report.skip("MAP_PRIVATE with transparent huge pages",
+                  "transparent_hugepage/enabled is '" + machine.thp_mode + "' on this machine");
+    cases.push_back({true, false});
+    // Shared anonymous memory is shmem: its huge pages have a switch of their own.
+    const std::string shmem_mode = oslab::shmem_thp_mode();
+    if (shmem_mode == "always" || shmem_mode == "within_size" || shmem_mode == "advise" || shmem_mode == "force")
+      cases.push_back({true, true});
+    else
+      report.skip("MAP_SHARED with transparent huge pages",
+                  "transparent_hugepage/shmem_enabled is '" + shmem_mode + "' on this machine");
 
     std::mt19937_64 random(lab.options().seed);
     auto report_page = oslab::Mapping::anonymous(oslab::page_size(), MAP_SHARED);
     auto* child_report = report_page.as<ChildReport>();
 
-    oslab::Table table{"Per page, in the child after fork (median of " + std::to_string(iterations) + " forks)",
-                       {"mapping", "pages", "touched", "read time", "read faults", "write time", "write faults",
-                        "parent sees writes"},
-                       {},
-                       "faults = the child's minor faults in that phase / pages touched in it "
-                       "(getrusage RUSAGE_SELF in the child).",
-                       2};
+    oslab::Table table{
+        "Per page, in the child after fork (median of " + std::to_string(iterations) + " forks)",
+        {"mapping", "pages", "touched", "read time", "read faults", "write time", "write faults", "parent sees writes"},
+        {},
+        "faults = the child's minor faults in that phase / pages touched in it "
+        "(getrusage RUSAGE_SELF in the child).",
+        2};
     std::map<std::string, Observation> observed;  // key: mapping/pages/percent
 
     for (const Case& c : cases) {
@@ -192,7 +201,7 @@ int main(int argc, char** argv) {
       fill_with_page_numbers(region);
       const long huge_kib = huge_kib_of(region.data());
       if (c.huge_pages && huge_kib == 0)
-        report.note("THP was requested for the private mapping but the kernel backed it with 4 KiB pages");
+        report.note("THP was requested for the " + c.mapping() + " mapping but the kernel backed it with 4 KiB pages");
 
       for (long percent : percents) {
         const size_t touched = std::max<size_t>(1, pages * static_cast<size_t>(percent) / 100);
@@ -206,7 +215,8 @@ int main(int argc, char** argv) {
           std::shuffle(chosen.begin(), chosen.end(), random);
           chosen.resize(touched);
           *child_report = {};
-          oslab::Child child = oslab::Child::fork([&] { return child_reads_then_writes(region, chosen, child_report); });
+          oslab::Child child =
+              oslab::Child::fork([&] { return child_reads_then_writes(region, chosen, child_report); });
           oslab::ExitStatus status = child.wait(std::chrono::seconds(120));
           if (!status.success()) throw std::runtime_error("cow child " + status.describe());
 
@@ -222,9 +232,8 @@ int main(int argc, char** argv) {
         obs.read_faults_per_page = static_cast<double>(read_faults) / page_visits;
         obs.write_faults_per_page = static_cast<double>(write_faults) / page_visits;
 
-        nlohmann::json params = {{"mapping", c.mapping()},   {"huge_pages", c.huge_pages},
-                                 {"huge_kib", huge_kib},     {"percent", percent},
-                                 {"pages_touched", touched}, {"size_mib", size_mib}};
+        nlohmann::json params = {{"mapping", c.mapping()}, {"huge_pages", c.huge_pages}, {"huge_kib", huge_kib},
+                                 {"percent", percent},     {"pages_touched", touched},   {"size_mib", size_mib}};
         for (bool write : {false, true}) {
           oslab::Result result;
           result.name = write ? "write after fork" : "read after fork";
@@ -234,19 +243,19 @@ int main(int argc, char** argv) {
           result.samples = write ? obs.write_ns_per_page : obs.read_ns_per_page;
           result.summary = oslab::summarize(result.samples);
           result.counters = {{"minor_faults", write ? obs.write_faults_per_page : obs.read_faults_per_page},
-                             {"parent_sees_child_writes", write ? static_cast<double>(obs.parent_saw_child_writes) /
-                                                                      page_visits
-                                                                : 0.0}};
+                             {"parent_sees_child_writes",
+                              write ? static_cast<double>(obs.parent_saw_child_writes) / page_visits : 0.0}};
           result.headline = !c.shared && !c.huge_pages && percent == percents.back();
           report.add(std::move(result));
         }
-        table.rows.push_back({c.mapping(), c.pages() + (c.huge_pages ? fmt::format(" ({} MiB huge)", huge_kib / 1024) : ""),
-                              fmt::format("{} ({}%)", touched, percent),
-                              oslab::format_duration(oslab::summarize(obs.read_ns_per_page).p50),
-                              oslab::format_number(obs.read_faults_per_page),
-                              oslab::format_duration(oslab::summarize(obs.write_ns_per_page).p50),
-                              oslab::format_number(obs.write_faults_per_page),
-                              fmt::format("{:.0f}%", 100.0 * static_cast<double>(obs.parent_saw_child_writes) / page_visits)});
+        table.rows.push_back(
+            {c.mapping(), c.pages() + (c.huge_pages ? fmt::format(" ({} MiB huge)", huge_kib / 1024) : ""),
+             fmt::format("{} ({}%)", touched, percent),
+             oslab::format_duration(oslab::summarize(obs.read_ns_per_page).p50),
+             oslab::format_number(obs.read_faults_per_page),
+             oslab::format_duration(oslab::summarize(obs.write_ns_per_page).p50),
+             oslab::format_number(obs.write_faults_per_page),
+             fmt::format("{:.0f}%", 100.0 * static_cast<double>(obs.parent_saw_child_writes) / page_visits)});
         observed[c.mapping() + "/" + c.pages() + "/" + std::to_string(percent)] = std::move(obs);
       }
     }
@@ -261,7 +270,8 @@ int main(int argc, char** argv) {
       const Observation& priv = observed.at("MAP_PRIVATE/4 KiB/" + std::to_string(percent));
       const Observation& shared = observed.at("MAP_SHARED/4 KiB/" + std::to_string(percent));
       reads_free = reads_free && priv.read_faults_per_page < 0.05;
-      one_fault_per_write = one_fault_per_write && priv.write_faults_per_page >= 0.9 && priv.write_faults_per_page <= 1.2;
+      one_fault_per_write =
+          one_fault_per_write && priv.write_faults_per_page >= 0.9 && priv.write_faults_per_page <= 1.2;
       private_stays_private = private_stays_private && priv.parent_saw_child_writes == 0;
       shared_is_shared = shared_is_shared && shared.parent_saw_child_writes == shared.pages_touched * iterations;
       mismatches += priv.read_mismatches + shared.read_mismatches;
@@ -277,21 +287,23 @@ int main(int argc, char** argv) {
                                       priv.pages_touched * iterations, shared.parent_saw_child_writes,
                                       shared.pages_touched * iterations);
     }
-    if (mismatches != 0) throw std::runtime_error(fmt::format("the child read {} pages whose content was not the parent's", mismatches));
-    report.verdict("after fork, MAP_PRIVATE pages are shared until written: the child's reads copy nothing",
-                   reads_free, "MAP_PRIVATE, 4 KiB pages: " + read_evidence + " (holds below 0.05) and every page read held the parent's data");
+    if (mismatches != 0)
+      throw std::runtime_error(fmt::format("the child read {} pages whose content was not the parent's", mismatches));
+    report.verdict("after fork, MAP_PRIVATE pages are shared until written: the child's reads copy nothing", reads_free,
+                   "MAP_PRIVATE, 4 KiB pages: " + read_evidence +
+                       " (holds below 0.05) and every page read held the parent's data");
     report.verdict("a write to a page shared copy-on-write costs about one page fault (one 4 KiB copy) per page",
                    one_fault_per_write, "MAP_PRIVATE, 4 KiB pages: " + write_evidence + " (holds within 0.9-1.2)");
     report.verdict("the child's writes to MAP_PRIVATE stay in the child; to MAP_SHARED they reach the parent",
                    private_stays_private && shared_is_shared, sharing_evidence);
     if (machine.has("thp")) {
       const Observation& thp = observed.at("MAP_PRIVATE/THP/" + std::to_string(percents.back()));
-      report.note(fmt::format("with transparent huge pages ({} KiB of the mapping huge), the child took {} faults per "
-                              "4 KiB page written: {}",
-                              thp.huge_kib, oslab::format_number(thp.write_faults_per_page),
-                              thp.write_faults_per_page < 0.1
-                                  ? "a fault copied (or split) a whole 2 MiB page at a time"
-                                  : "the kernel split the huge pages and copied 4 KiB at a time"));
+      report.note(
+          fmt::format("with transparent huge pages ({} KiB of the mapping huge), the child took {} faults per "
+                      "4 KiB page written: {}",
+                      thp.huge_kib, oslab::format_number(thp.write_faults_per_page),
+                      thp.write_faults_per_page < 0.1 ? "a fault copied (or split) a whole 2 MiB page at a time"
+                                                      : "the kernel split the huge pages and copied 4 KiB at a time"));
     }
   });
 }

@@ -53,13 +53,19 @@ void expect_clean_exit(pid_t pid, const char* method) {
   if (!status.success()) throw std::runtime_error(fmt::format("{}: child {}", method, status.describe()));
 }
 
-int child_returns(void*) { return 0; }
-void* thread_returns(void*) { return nullptr; }
+int child_returns(void*) {
+  return 0;
+}
+void* thread_returns(void*) {
+  return nullptr;
+}
 
 // The child stack for the clone methods (with CLONE_VM|CLONE_VFORK the parent is suspended
 // while the child uses it, so one stack serves every operation).
 alignas(64) char g_clone_stack[64 * 1024];
-char* clone_stack_top() { return g_clone_stack + sizeof g_clone_stack; }
+char* clone_stack_top() {
+  return g_clone_stack + sizeof g_clone_stack;
+}
 
 // One operation of each method: create a task, let it end, reap it. Everything a child does
 // between fork and _exit/exec is async-signal-safe. `exec_argv` is oslab-exec-target's.
@@ -188,32 +194,33 @@ int main(int argc, char** argv) {
                "and suits vfork()+exec(), and threads are created faster than processes.\n"
                "Here each method creates a task that ends at once, and the parent reaps it; the parent\n"
                "first touches --rss MiB of private memory, so that there is something to copy.",
-      .explain =
-          "fork() does not copy the parent's memory, but it does copy its page tables: for every\n"
-          "4 KiB page the parent has touched, the kernel writes a page-table entry in the child\n"
-          "and write-protects the parent's (that is copy-on-write), and the child's exit tears\n"
-          "them down again. So fork+exit costs time in proportion to the parent's resident\n"
-          "memory. vfork() and clone(CLONE_VM|CLONE_VFORK) give the child the parent's address\n"
-          "space itself: nothing is copied, and the parent waits until the child execs or exits.\n"
-          "posix_spawn() in glibc is built on clone(CLONE_VM|CLONE_VFORK). pthread_create() makes a\n"
-          "task in the same process: a stack (cached by glibc) and a clone() with CLONE_THREAD.\n\n"
-          "Each sample is one whole operation (create, end, reap), timed with CLOCK_MONOTONIC;\n"
-          "faults and context switches come from getrusage: 'child' counts are those of the\n"
-          "reaped children (RUSAGE_CHILDREN), the others the parent's own. The parent's memory is\n"
-          "madvise(MADV_NOHUGEPAGE) unless --huge-pages: 2 MiB pages need 512x fewer entries, and\n"
-          "fork's growth nearly disappears.\n\n"
-          "Questions: why does fork+exec grow with memory even though exec throws the copy away?\n"
-          "Why is vfork+exec flat? How many page-table entries does 1 GiB need with 4 KiB pages?",
+      .explain = "fork() does not copy the parent's memory, but it does copy its page tables: for every\n"
+                 "4 KiB page the parent has touched, the kernel writes a page-table entry in the child\n"
+                 "and write-protects the parent's (that is copy-on-write), and the child's exit tears\n"
+                 "them down again. So fork+exit costs time in proportion to the parent's resident\n"
+                 "memory. vfork() and clone(CLONE_VM|CLONE_VFORK) give the child the parent's address\n"
+                 "space itself: nothing is copied, and the parent waits until the child execs or exits.\n"
+                 "posix_spawn() in glibc is built on clone(CLONE_VM|CLONE_VFORK). pthread_create() makes a\n"
+                 "task in the same process: a stack (cached by glibc) and a clone() with CLONE_THREAD.\n\n"
+                 "Each sample is one whole operation (create, end, reap), timed with CLOCK_MONOTONIC;\n"
+                 "faults and context switches come from getrusage: 'child' counts are those of the\n"
+                 "reaped children (RUSAGE_CHILDREN), the others the parent's own. The parent's memory is\n"
+                 "madvise(MADV_NOHUGEPAGE) unless --huge-pages: 2 MiB pages need 512x fewer entries, and\n"
+                 "fork's growth nearly disappears.\n\n"
+                 "Questions: why does fork+exec grow with memory even though exec throws the copy away?\n"
+                 "Why is vfork+exec flat? How many page-table entries does 1 GiB need with 4 KiB pages?",
       .pins_cpus = true,
   });
   std::string rss_text = "0,64,256,1024";
   std::string methods_text = "fork,vfork,clone,clone-vm,posix_spawn,fork-exec,vfork-exec,pthread";
   bool huge_pages = false;
   double budget_s = 1.0;
-  lab.cli().add_option("--rss", rss_text, "Parent memory to touch before creating, MiB, comma-separated (--quick: 0,256)");
+  lab.cli().add_option("--rss", rss_text,
+                       "Parent memory to touch before creating, MiB, comma-separated (--quick: 0,256)");
   lab.cli().add_option("--methods", methods_text, "Methods to measure, comma-separated");
   lab.cli().add_flag("--huge-pages", huge_pages, "Let the parent's memory use transparent huge pages");
-  lab.cli().add_option("--budget", budget_s, "Seconds to spend on each method and size at most (--quick: 0.15)")
+  lab.cli()
+      .add_option("--budget", budget_s, "Seconds to spend on each method and size at most (--quick: 0.15)")
       ->check(CLI::Range(0.01, 600.0));
 
   return lab.main(argc, argv, [&](oslab::Report& report) {
@@ -225,12 +232,14 @@ int main(int argc, char** argv) {
     sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
     const double available = oslab::machine().memory_available_mib;
     if (static_cast<double>(sizes.back()) > 0.7 * available)
-      throw oslab::UsageError(fmt::format("--rss {}: more than this machine can hold (MemAvailable {:.0f} MiB; "
-                                          "the limit is 70% of it)",
-                                          sizes.back(), available));
+      throw oslab::UsageError(
+          fmt::format("--rss {}: more than this machine can hold (MemAvailable {:.0f} MiB; "
+                      "the limit is 70% of it)",
+                      sizes.back(), available));
     const std::vector<std::string> methods = parse_methods(methods_text);
     if (huge_pages && !oslab::machine().has("thp"))
-      throw oslab::SkipError("--huge-pages: transparent huge pages are not available (" + oslab::machine().thp_mode + ")");
+      throw oslab::SkipError("--huge-pages: transparent huge pages are not available (" + oslab::machine().thp_mode +
+                             ")");
 
     std::string exec_target;
     std::vector<char*> exec_argv;
@@ -273,15 +282,17 @@ int main(int argc, char** argv) {
           for (int64_t i = 0; i < batch; ++i) method.create_once(args);
         });
         oslab::Result& result = report.add(
-            method.label, {{"touched_mib", touched}, {"parent_rss_mib", std::round(rss)}, {"huge_pages", huge_pages}}, m,
-            method.what);
+            method.label, {{"touched_mib", touched}, {"parent_rss_mib", std::round(rss)}, {"huge_pages", huge_pages}},
+            m, method.what);
         result.headline = (key == "fork" || key == "vfork") && (touched == sizes.front() || touched == sizes.back());
       }
     }
 
     // The story in two tables: median time, and the children's page faults.
     oslab::Table times{"Median time per operation (create, end, reap), by parent memory touched",
-                       {"method"}, {}, "One operation = one task created and reaped; 95% CI of each median in --json."};
+                       {"method"},
+                       {},
+                       "One operation = one task created and reaped; 95% CI of each median in --json."};
     oslab::Table faults{"Page faults per operation: parent + child (minor)", {"method"}, {}, ""};
     for (long touched : sizes) {
       times.header.push_back(fmt::format("{} MiB", touched));
@@ -363,7 +374,8 @@ int main(int argc, char** argv) {
           "On bare metal these are typically 50-150 ns and 50-150 us: page-table updates and exits to the "
           "hypervisor make process creation dear in a guest. Compare ratios, not absolute times, across machines.",
           m.virtualization, oslab::format_duration(m.null_syscall_ns), oslab::format_duration(p50("fork", smallest))));
-    report.note(huge_pages ? "the parent's memory was madvise(MADV_HUGEPAGE)d (transparent huge pages: " + m.thp_mode + ")"
-                           : "the parent's memory was madvise(MADV_NOHUGEPAGE)d: 4 KiB pages, one page-table entry each");
+    report.note(huge_pages
+                    ? "the parent's memory was madvise(MADV_HUGEPAGE)d (transparent huge pages: " + m.thp_mode + ")"
+                    : "the parent's memory was madvise(MADV_NOHUGEPAGE)d: 4 KiB pages, one page-table entry each");
   });
 }

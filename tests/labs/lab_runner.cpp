@@ -31,8 +31,12 @@ nlohmann::json RunResult::json() const {
   }
 }
 
-std::string bin_dir() { return OSLAB_BIN_DIR; }
-std::string lab_path(const std::string& lab) { return bin_dir() + "/oslab-" + lab; }
+std::string bin_dir() {
+  return OSLAB_BIN_DIR;
+}
+std::string lab_path(const std::string& lab) {
+  return bin_dir() + "/oslab-" + lab;
+}
 
 std::vector<std::string> all_labs() {
   std::vector<std::string> labs;
@@ -159,7 +163,9 @@ std::set<std::string> IpcSnapshot::added_since(const IpcSnapshot& before) const 
   return added;
 }
 
-void become_subreaper() { oslab::check_errno("prctl(PR_SET_CHILD_SUBREAPER)", ::prctl(PR_SET_CHILD_SUBREAPER, 1)); }
+void become_subreaper() {
+  oslab::check_errno("prctl(PR_SET_CHILD_SUBREAPER)", ::prctl(PR_SET_CHILD_SUBREAPER, 1));
+}
 
 int orphans_still_running(std::chrono::milliseconds grace) {
   const auto deadline = std::chrono::steady_clock::now() + grace;

@@ -14,7 +14,9 @@ namespace {
 
 class EveryLab : public ::testing::TestWithParam<std::string> {};
 
-size_t count_lines(const std::string& text) { return static_cast<size_t>(std::count(text.begin(), text.end(), '\n')); }
+size_t count_lines(const std::string& text) {
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
 
 TEST_P(EveryLab, PurposeIsOneLine) {
   RunResult run = run_lab(GetParam(), {"--purpose"});
@@ -38,8 +40,8 @@ TEST_P(EveryLab, ExplainTeaches) {
 
 TEST_P(EveryLab, BadInputIsOneLineAndExitTwo) {
   const std::vector<std::vector<std::string>> bad = {
-      {"--no-such-option"}, {"--iterations", "-1"},  {"--iterations", "many"}, {"--iterations", "99999999999"},
-      {"--seed", "x"},      {"--timeout", "0"},      {"extra-argument"},       {"--quick", "--iterations"},
+      {"--no-such-option"}, {"--iterations", "-1"}, {"--iterations", "many"}, {"--iterations", "99999999999"},
+      {"--seed", "x"},      {"--timeout", "0"},     {"extra-argument"},       {"--quick", "--iterations"},
   };
   for (const auto& args : bad) {
     RunResult run = run_lab(GetParam(), args);

@@ -22,7 +22,8 @@ const nlohmann::json* find_result(const nlohmann::json& doc, const std::string& 
   for (const auto& result : doc["results"]) {
     if (result["name"] != name) continue;
     bool all = true;
-    for (const auto& [key, value] : params_subset.items()) all = all && result["params"].value(key, nlohmann::json()) == value;
+    for (const auto& [key, value] : params_subset.items())
+      all = all && result["params"].value(key, nlohmann::json()) == value;
     if (all) return &result;
   }
   return nullptr;
@@ -36,9 +37,9 @@ void expect_usage_error(const std::string& lab, const std::vector<std::string>& 
 
 TEST(ForkLab, MeasuresEveryMethodAtEverySize) {
   nlohmann::json doc = quick_json("fork");
-  const std::vector<std::string> names = {"fork+exit+wait", "vfork+exit+wait", "clone(SIGCHLD)+exit+wait",
-                                          "clone(CLONE_VM|CLONE_VFORK)+exit+wait", "posix_spawn+wait",
-                                          "fork+exec+wait", "vfork+exec+wait", "pthread_create+join"};
+  const std::vector<std::string> names = {
+      "fork+exit+wait",   "vfork+exit+wait", "clone(SIGCHLD)+exit+wait", "clone(CLONE_VM|CLONE_VFORK)+exit+wait",
+      "posix_spawn+wait", "fork+exec+wait",  "vfork+exec+wait",          "pthread_create+join"};
   for (const auto& name : names)
     for (int touched : {0, 256}) {
       const nlohmann::json* r = find_result(doc, name, {{"touched_mib", touched}});
@@ -67,9 +68,16 @@ TEST(ForkLab, ThreadsAreNotChildren) {
 }
 
 TEST(ForkLab, RejectsWhatItCannotHonour) {
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"--rss", "-5"}, {"--rss", "0,abc"}, {"--rss", ""}, {"--rss", "1048576"}, {"--rss", "99999999999"},
-           {"--methods", "spoon"}, {"--budget", "0"}, {"--cpus", "999"}, {"--cpus", "3-1"}, {"--cpus", "x"}})
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--rss", "-5"},
+                                                                {"--rss", "0,abc"},
+                                                                {"--rss", ""},
+                                                                {"--rss", "1048576"},
+                                                                {"--rss", "99999999999"},
+                                                                {"--methods", "spoon"},
+                                                                {"--budget", "0"},
+                                                                {"--cpus", "999"},
+                                                                {"--cpus", "3-1"},
+                                                                {"--cpus", "x"}})
     expect_usage_error("fork", args);
 }
 
@@ -81,12 +89,15 @@ TEST(ForkLab, PinsWhereAsked) {
 TEST(CowLab, PagesAreSharedUntilWritten) {
   nlohmann::json doc = quick_json("cow", {"--percent", "20,100"});
   for (int percent : {20, 100}) {
-    const nlohmann::json& read = *find_result(doc, "read after fork", {{"mapping", "MAP_PRIVATE"}, {"huge_pages", false}, {"percent", percent}});
-    const nlohmann::json& write = *find_result(doc, "write after fork", {{"mapping", "MAP_PRIVATE"}, {"huge_pages", false}, {"percent", percent}});
+    const nlohmann::json& read =
+        *find_result(doc, "read after fork", {{"mapping", "MAP_PRIVATE"}, {"huge_pages", false}, {"percent", percent}});
+    const nlohmann::json& write = *find_result(
+        doc, "write after fork", {{"mapping", "MAP_PRIVATE"}, {"huge_pages", false}, {"percent", percent}});
     EXPECT_LT(read["counters"]["minor_faults"].get<double>(), 0.05);
     EXPECT_NEAR(write["counters"]["minor_faults"].get<double>(), 1.0, 0.2);
     EXPECT_EQ(write["counters"]["parent_sees_child_writes"].get<double>(), 0);
-    const nlohmann::json& shared = *find_result(doc, "write after fork", {{"mapping", "MAP_SHARED"}, {"percent", percent}});
+    const nlohmann::json& shared =
+        *find_result(doc, "write after fork", {{"mapping", "MAP_SHARED"}, {"huge_pages", false}, {"percent", percent}});
     EXPECT_EQ(shared["counters"]["parent_sees_child_writes"].get<double>(), 1.0);
   }
   for (const auto& verdict : doc["verdicts"]) EXPECT_TRUE(verdict["holds"].get<bool>()) << verdict.dump();
@@ -98,9 +109,12 @@ TEST(CowLab, SeedIsAppliedAndRecorded) {
 }
 
 TEST(CowLab, RejectsWhatItCannotHonour) {
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"--size", "0"}, {"--size", "-1"}, {"--size", "1048576"}, {"--percent", "0"}, {"--percent", "101"},
-           {"--percent", "50,"}})
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--size", "0"},
+                                                                {"--size", "-1"},
+                                                                {"--size", "1048576"},
+                                                                {"--percent", "0"},
+                                                                {"--percent", "101"},
+                                                                {"--percent", "50,"}})
     expect_usage_error("cow", args);
 }
 

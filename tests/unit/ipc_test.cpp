@@ -29,7 +29,9 @@ bool sysv_exists(const char* kind, int id) {
   return false;
 }
 
-bool dev_shm_has(const std::string& name) { return ::access(("/dev/shm" + name).c_str(), F_OK) == 0; }
+bool dev_shm_has(const std::string& name) {
+  return ::access(("/dev/shm" + name).c_str(), F_OK) == 0;
+}
 
 TEST(IpcName, IsUniqueAndCarriesThePid) {
   std::string a = unique_ipc_name("test"), b = unique_ipc_name("test");

@@ -21,22 +21,22 @@
 namespace oslab {
 
 struct LabInfo {
-  std::string name;     // "fork": the binary is oslab-fork
-  std::string purpose;  // one line, shown by `oslab list`
+  std::string name;          // "fork": the binary is oslab-fork
+  std::string purpose;       // one line, shown by `oslab list`
   std::string claim = {};    // what the course notes claim, a few lines
   std::string explain = {};  // the longer teaching text of --explain
-  bool pins_cpus = false;  // accepts -C/--cpus
+  bool pins_cpus = false;    // accepts -C/--cpus
 };
 
 // The options every lab understands (STYLE.md, "Command line").
 struct StandardOptions {
   bool json = false;
   bool quick = false;
-  int iterations = 0;      // 0: the lab's default (see its --help)
-  std::vector<int> cpus;   // empty: not pinned
-  uint64_t seed = 0;       // always set: given with --seed, or drawn and printed
+  int iterations = 0;     // 0: the lab's default (see its --help)
+  std::vector<int> cpus;  // empty: not pinned
+  uint64_t seed = 0;      // always set: given with --seed, or drawn and printed
   bool seed_given = false;
-  int timeout_s = 600;     // watchdog for the whole run
+  int timeout_s = 600;  // watchdog for the whole run
 };
 
 class Lab {
@@ -62,8 +62,8 @@ class Lab {
   bool explain_ = false;
 };
 
-// Parses a comma-separated list of whole numbers: "0,64,256" -> {0, 64, 256}. Throws UsageError naming `option` on bad input or values
-// outside [min, max].
+// Parses a comma-separated list of whole numbers: "0,64,256" -> {0, 64, 256}. Throws UsageError naming `option` on bad
+// input or values outside [min, max].
 std::vector<long> parse_number_list(const std::string& text, const std::string& option, long min, long max);
 
 }  // namespace oslab

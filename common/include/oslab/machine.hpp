@@ -17,15 +17,15 @@ struct Feature {
 struct Machine {
   std::string cpu_model;
   int logical_cpus = 0;
-  std::string allowed_cpus;       // this process's affinity, e.g. "0-1"
-  std::string kernel;             // uname -r
-  std::string kernel_version;     // uname -v
+  std::string allowed_cpus;    // this process's affinity, e.g. "0-1"
+  std::string kernel;          // uname -r
+  std::string kernel_version;  // uname -v
   std::string clocksource;
-  std::string virtualization;     // "none", or the hypervisor ("KVM", "Microsoft Hyper-V", ...)
-  std::string thp_mode;           // transparent huge pages: always, madvise or never
+  std::string virtualization;  // "none", or the hypervisor ("KVM", "Microsoft Hyper-V", ...)
+  std::string thp_mode;        // transparent huge pages: always, madvise or never
   double memory_total_mib = 0;
   double memory_available_mib = 0;
-  double null_syscall_ns = 0;     // median cost of getppid() through syscall(2)
+  double null_syscall_ns = 0;  // median cost of getppid() through syscall(2)
   double timer_overhead_ns = 0;
   double timer_resolution_ns = 0;
   std::map<std::string, std::string> mitigations;  // /sys/devices/system/cpu/vulnerabilities
@@ -41,19 +41,20 @@ const Machine& machine();
 
 // Individual readers, also used by the labs.
 std::string read_first_line(const std::string& path);  // "" when unreadable
-std::string thp_mode();                                  // the bracketed word of .../enabled
-double meminfo_mib(const std::string& field);           // MemAvailable etc., 0 when missing
+std::string thp_mode();                                // the bracketed word of transparent_hugepage/enabled
+std::string shmem_thp_mode();                          // the same for shmem_enabled (shared memory)
+double meminfo_mib(const std::string& field);          // MemAvailable etc., 0 when missing
 
 // What the CPUs did, from /proc/stat (all CPUs together, in seconds), and how much of it was
 // this process and its reaped children (getrusage): the rest was other work.
 // Kernel threads are left out: they do this lab's deferred work too (a kworker frees the
 // page tables of exited children after an RCU grace period).
 struct CpuUse {
-  double busy_s = 0;   // user + nice + system + steal
+  double busy_s = 0;            // user + nice + system + steal
   double kernel_threads_s = 0;  // user + system of kernel threads (PF_KTHREAD)
-  double steal_s = 0;  // time the hypervisor ran something else while a CPU of ours wanted to run
-  double ours_s = 0;   // user + system time of this process and its reaped children
-  double wall_s = 0;   // CLOCK_MONOTONIC
+  double steal_s = 0;           // time the hypervisor ran something else while a CPU of ours wanted to run
+  double ours_s = 0;            // user + system time of this process and its reaped children
+  double wall_s = 0;            // CLOCK_MONOTONIC
   static CpuUse now();
 };
 

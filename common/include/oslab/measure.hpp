@@ -37,11 +37,11 @@ struct UsageSnapshot {
 };
 
 struct SamplingPlan {
-  int warmup = 3;                // operations run and discarded first
-  int min_samples = 5;           // at least this many, whatever the budget
-  int max_samples = 200;         // at most this many
+  int warmup = 3;                          // operations run and discarded first
+  int min_samples = 5;                     // at least this many, whatever the budget
+  int max_samples = 200;                   // at most this many
   std::chrono::milliseconds budget{1000};  // stop adding samples after this much time
-  int64_t batch = 1;             // operations per timed sample (see calibrate_batch)
+  int64_t batch = 1;                       // operations per timed sample (see calibrate_batch)
 };
 
 struct Measurement {

@@ -15,10 +15,10 @@
 namespace oslab {
 
 struct Result {
-  std::string name;                        // "fork+exit+wait"
+  std::string name;                                  // "fork+exit+wait"
   nlohmann::json params = nlohmann::json::object();  // {"touched_mib": 256}
   std::string unit = "ns";
-  std::string what;                        // what one sample is: "one fork, child _exit, parent waitpid"
+  std::string what;  // what one sample is: "one fork, child _exit, parent waitpid"
   Summary summary;
   std::vector<double> samples;             // every sample, in the order taken
   std::map<std::string, double> counters;  // per operation
@@ -60,8 +60,7 @@ class Report {
 
   // Adds a result from a measurement: summary, every sample, and counters per operation
   // (this process's as-is; reaped children's with the prefix "child_").
-  Result& add(std::string name, nlohmann::json result_params, const Measurement& measurement,
-              std::string what);
+  Result& add(std::string name, nlohmann::json result_params, const Measurement& measurement, std::string what);
   Result& add(Result result);
   void verdict(std::string claim, bool holds, std::string evidence);
   void skip(std::string what, std::string why);
