@@ -7,6 +7,7 @@
 
 #include "oslab/clock.hpp"
 #include "oslab/handles.hpp"
+#include "oslab/machine.hpp"
 
 namespace oslab {
 namespace {
@@ -94,6 +95,35 @@ TEST(Counters, Arithmetic) {
   EXPECT_DOUBLE_EQ(d.involuntary_switches, 1);
   EXPECT_EQ(a.to_map("child_").at("child_minor_faults"), 10);
   EXPECT_DOUBLE_EQ(a.per(0).minor_faults, 0);
+}
+
+}  // namespace
+}  // namespace oslab
+
+namespace oslab {
+namespace {
+
+TEST(Contention, SubtractsOwnAndKernelThreadTime) {
+  CpuUse before{.busy_s = 100, .kernel_threads_s = 5, .steal_s = 1, .ours_s = 10, .wall_s = 1000};
+  // Over 2 s: the CPUs were busy 3 s, of which 1.5 s ours and 0.5 s kernel threads: 1 s others.
+  CpuUse after{.busy_s = 103, .kernel_threads_s = 5.5, .steal_s = 1.2, .ours_s = 11.5, .wall_s = 1002};
+  Contention c = contention_between(before, after);
+  EXPECT_DOUBLE_EQ(c.wall_s, 2);
+  EXPECT_DOUBLE_EQ(c.other_cpus, 0.5);
+  EXPECT_NEAR(c.steal_cpus, 0.1, 1e-12);
+  EXPECT_TRUE(c.busy());
+}
+
+TEST(Contention, IdleAndShortRunsAreNotBusy) {
+  CpuUse before{.busy_s = 100, .kernel_threads_s = 0, .steal_s = 0, .ours_s = 10, .wall_s = 1000};
+  CpuUse idle{.busy_s = 102, .kernel_threads_s = 0, .steal_s = 0, .ours_s = 12, .wall_s = 1002};
+  EXPECT_FALSE(contention_between(before, idle).busy());
+  // Tick-sampled /proc/stat can read below our own precise time: never negative.
+  CpuUse below{.busy_s = 101, .kernel_threads_s = 0, .steal_s = 0, .ours_s = 12, .wall_s = 1002};
+  EXPECT_EQ(contention_between(before, below).other_cpus, 0);
+  // Under half a second says nothing.
+  CpuUse short_run{.busy_s = 101, .kernel_threads_s = 0, .steal_s = 0, .ours_s = 10, .wall_s = 1000.2};
+  EXPECT_FALSE(contention_between(before, short_run).busy());
 }
 
 }  // namespace
