@@ -102,7 +102,8 @@ void note_if_busy(Report& report, const CpuUse& before, const CpuUse& after) {
 
 }  // namespace
 
-int Lab::main(int argc, char** argv, const std::function<void(Report&)>& body) {
+int Lab::main(int argc, char** argv, const std::function<void(Report&)>& prepare,
+              const std::function<void(Report&)>& body) {
   set_program_name("oslab-" + info_.name);
   try {
     app_.parse(argc, argv);
@@ -135,6 +136,7 @@ int Lab::main(int argc, char** argv, const std::function<void(Report&)>& body) {
     report.params["cpus"] = options_.cpus.empty() ? "not pinned" : format_cpu_list(options_.cpus);
     report.params["inherited_affinity"] = format_cpu_list(get_affinity());
     const Machine& m = machine();
+    if (prepare) prepare(report);
     const CpuUse cpu_before = CpuUse::now();
     if (!options_.json) print_header(info_, options_, m);
     body(report);

@@ -148,23 +148,26 @@ int main(int argc, char** argv) {
   lab.cli().add_option("--size", size_mib, "Mapping size, MiB (--quick: 16)")->check(CLI::Range(1L, 1L << 20));
   lab.cli().add_option("--percent", percent_text, "Percentages of the pages the child touches, comma-separated");
 
-  return lab.main(argc, argv, [&](oslab::Report& report) {
-    const bool quick = lab.options().quick;
-    if (quick && !lab.cli().count("--size")) size_mib = 16;
-    std::vector<long> percents = oslab::parse_number_list(percent_text, "--percent", 1, 100);
+  std::vector<long> percents;
+  auto prepare = [&](oslab::Report& report) {
+    if (lab.options().quick && !lab.cli().count("--size")) size_mib = 16;
+    percents = oslab::parse_number_list(percent_text, "--percent", 1, 100);
     const double available = oslab::machine().memory_available_mib;
     if (static_cast<double>(size_mib) * 2 > 0.7 * available)
       throw oslab::UsageError(
           fmt::format("--size {}: parent and child copies need twice that, more than this "
                       "machine can hold (MemAvailable {:.0f} MiB)",
                       size_mib, available));
+    report.params["size_mib"] = size_mib;
+    report.params["percent"] = percents;
+    report.params["iterations"] = lab.iterations(10, 3);
+  };
+
+  return lab.main(argc, argv, prepare, [&](oslab::Report& report) {
     const int iterations = lab.iterations(10, 3);
     const size_t bytes = static_cast<size_t>(size_mib) << 20;
     const size_t pages = bytes / oslab::page_size();
-    report.params["size_mib"] = size_mib;
     report.params["pages"] = pages;
-    report.params["percent"] = percents;
-    report.params["iterations"] = iterations;
 
     const auto& machine = oslab::machine();
     std::vector<Case> cases = {{false, false}};

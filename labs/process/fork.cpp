@@ -223,11 +223,16 @@ int main(int argc, char** argv) {
       .add_option("--budget", budget_s, "Seconds to spend on each method and size at most (--quick: 0.15)")
       ->check(CLI::Range(0.01, 600.0));
 
-  return lab.main(argc, argv, [&](oslab::Report& report) {
+  std::vector<long> sizes;
+  std::vector<std::string> methods;
+  std::string exec_target;
+  std::vector<char*> exec_argv;
+  oslab::SamplingPlan plan;
+  auto prepare = [&](oslab::Report& report) {
     const bool quick = lab.options().quick;
     if (quick && !lab.cli().count("--rss")) rss_text = "0,256";
     if (quick && !lab.cli().count("--budget")) budget_s = 0.15;
-    std::vector<long> sizes = oslab::parse_number_list(rss_text, "--rss", 0, 1L << 20);
+    sizes = oslab::parse_number_list(rss_text, "--rss", 0, 1L << 20);
     std::sort(sizes.begin(), sizes.end());
     sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
     const double available = oslab::machine().memory_available_mib;
@@ -236,13 +241,11 @@ int main(int argc, char** argv) {
           fmt::format("--rss {}: more than this machine can hold (MemAvailable {:.0f} MiB; "
                       "the limit is 70% of it)",
                       sizes.back(), available));
-    const std::vector<std::string> methods = parse_methods(methods_text);
+    methods = parse_methods(methods_text);
     if (huge_pages && !oslab::machine().has("thp"))
       throw oslab::SkipError("--huge-pages: transparent huge pages are not available (" + oslab::machine().thp_mode +
                              ")");
 
-    std::string exec_target;
-    std::vector<char*> exec_argv;
     bool any_exec =
         std::any_of(methods.begin(), methods.end(), [](const std::string& key) { return method_of(key).execs; });
     if (any_exec) {
@@ -250,10 +253,6 @@ int main(int argc, char** argv) {
       exec_argv = {exec_target.data(), nullptr};
     }
 
-    std::optional<oslab::ScopedAffinity> pinned;
-    if (!lab.options().cpus.empty()) pinned.emplace(lab.options().cpus);
-
-    oslab::SamplingPlan plan;
     plan.warmup = 2;
     plan.min_samples = 5;
     plan.max_samples = lab.iterations(200, 30);
@@ -264,6 +263,11 @@ int main(int argc, char** argv) {
     report.params["huge_pages"] = huge_pages;
     report.params["max_samples"] = plan.max_samples;
     report.params["budget_s"] = budget_s;
+  };
+
+  return lab.main(argc, argv, prepare, [&](oslab::Report& report) {
+    std::optional<oslab::ScopedAffinity> pinned;
+    if (!lab.options().cpus.empty()) pinned.emplace(lab.options().cpus);
 
     for (long touched : sizes) {
       oslab::Mapping memory;

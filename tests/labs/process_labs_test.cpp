@@ -33,6 +33,7 @@ void expect_usage_error(const std::string& lab, const std::vector<std::string>& 
   RunResult run = run_lab(lab, args);
   EXPECT_EQ(run.exit_code, 2) << args[0] << " " << (args.size() > 1 ? args[1] : "") << ": " << run.err;
   EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_TRUE(run.out.empty()) << "bad input printed to stdout:\n" << run.out;
 }
 
 TEST(ForkLab, MeasuresEveryMethodAtEverySize) {

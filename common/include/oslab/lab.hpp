@@ -5,7 +5,8 @@
 //   int main(int argc, char** argv) {
 //     oslab::Lab lab({.name = "fork", .purpose = "...", .claim = "...", .explain = "..."});
 //     lab.cli().add_option("--rss", rss_list, "...");
-//     return lab.main(argc, argv, [&](oslab::Report& report) { ... });
+//     return lab.main(argc, argv, [&](oslab::Report& report) { check options },
+//                     [&](oslab::Report& report) { the experiment });
 //   }
 #pragma once
 
@@ -50,8 +51,12 @@ class Lab {
   // The lab's sample count: --iterations when given, else `quick_default` or `full_default`.
   int iterations(int full_default, int quick_default) const;
 
-  // Parses the command line, prints the header, runs `body`, prints the report.
-  int main(int argc, char** argv, const std::function<void(Report&)>& body);
+  // Parses the command line; runs `prepare`, which checks and derives the lab's own options
+  // (throwing UsageError or SkipError) before anything is printed; prints the header; runs
+  // `body`, the experiment; prints the report.
+  int main(int argc, char** argv, const std::function<void(Report&)>& prepare,
+           const std::function<void(Report&)>& body);
+  int main(int argc, char** argv, const std::function<void(Report&)>& body) { return main(argc, argv, {}, body); }
 
  private:
   LabInfo info_;
