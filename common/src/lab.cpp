@@ -24,9 +24,11 @@ Lab::Lab(LabInfo info) : info_(std::move(info)), app_(info_.purpose, "oslab-" + 
   app_.add_flag("--purpose", purpose_, "Print the one-line purpose of this lab and exit")->group("");
   app_.add_option("-i,--iterations", options_.iterations,
                   "Samples per measurement (0: the lab's default, which --quick lowers)")
-      ->check(CLI::Range(0, 10'000'000));
+      ->check(CLI::Range(0, 10'000'000))
+      ->default_str("0");
   if (info_.pins_cpus) app_.add_option("-C,--cpus", cpus_text_, "CPUs to pin to, e.g. 0 or 0-1 (default: not pinned)");
-  app_.add_option("-s,--seed", options_.seed, "Seed for everything random (default: drawn, then printed)");
+  app_.add_option("-s,--seed", options_.seed, "Seed for everything random (default: drawn, then printed)")
+      ->default_str("random");
   app_.add_option("--timeout", options_.timeout_s, "Watchdog: kill children and fail after this many seconds")
       ->check(CLI::Range(1, 86'400));
 }
