@@ -132,7 +132,18 @@ Child Child::fork(const std::function<int()>& body) {
     // Die with the parent, and close the race where it died before prctl ran.
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) child_fail("prctl(PR_SET_PDEATHSIG)", errno);
     if (::getppid() != parent) _exit(1);
-    _exit(body());
+    // An exception must never climb into the copy of the parent's stack.
+    try {
+      _exit(body());
+    } catch (const std::exception& e) {
+      write_stderr(program_name());
+      write_stderr(": child: ");
+      write_stderr(e.what());
+      write_stderr("\n");
+    } catch (...) {
+      write_stderr("child: unknown exception\n");
+    }
+    _exit(1);
   }
   ::setpgid(pid, pid);  // both sides set it: no window in which the group is not there
   cleanup::track_child(pid);

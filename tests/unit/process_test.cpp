@@ -59,6 +59,13 @@ TEST(Child, RunsTheBodyAndIsReaped) {
   EXPECT_EQ(child.pid(), -1);
 }
 
+TEST(Child, AnExceptionInTheBodyEndsTheChildWithOne) {
+  Child child = Child::fork([]() -> int { throw std::runtime_error("boom"); });
+  ExitStatus status = child.wait(5s);
+  EXPECT_TRUE(status.exited);
+  EXPECT_EQ(status.code, 1);
+}
+
 TEST(Child, LeadsItsOwnProcessGroup) {
   auto* shared = static_cast<pid_t*>(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   Child child = Child::fork([shared] {
