@@ -256,7 +256,13 @@ int main(int argc, char** argv) {
                  "Questions: why must CLONE_SIGHAND come with CLONE_VM? What does a thread share that is\n"
                  "not in this table (pid, credentials, timers)? Why is vfork's memory row 'yes'?",
   });
-  return lab.main(argc, argv, [&](oslab::Report& report) {
+  auto prepare = [](oslab::Report&) {
+    if (oslab::kThreadSanitizer)
+      throw oslab::SkipError(
+          "built with ThreadSanitizer, whose interceptors crash in a raw clone(CLONE_VM) child; "
+          "use the release build");
+  };
+  return lab.main(argc, argv, prepare, [&](oslab::Report& report) {
     const int iterations = lab.iterations(100, 20);
     report.params["iterations"] = iterations;
 

@@ -150,6 +150,10 @@ int main(int argc, char** argv) {
 
   std::vector<long> percents;
   auto prepare = [&](oslab::Report& report) {
+    if (oslab::kThreadSanitizer)
+      throw oslab::SkipError(
+          "built with ThreadSanitizer, whose shadow memory adds page faults to every count; "
+          "use the release build");
     if (lab.options().quick && !lab.cli().count("--size")) size_mib = 16;
     percents = oslab::parse_number_list(percent_text, "--percent", 1, 100);
     const double available = oslab::machine().memory_available_mib;

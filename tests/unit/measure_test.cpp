@@ -7,6 +7,7 @@
 
 #include "oslab/clock.hpp"
 #include "oslab/handles.hpp"
+#include "oslab/lab.hpp"
 #include "oslab/machine.hpp"
 
 namespace oslab {
@@ -65,6 +66,7 @@ TEST(Measure, StopsAtTheBudgetButKeepsTheMinimum) {
 }
 
 TEST(Measure, DividesBatchesAndCountsFaultsPerOperation) {
+  if (kThreadSanitizer) GTEST_SKIP() << "ThreadSanitizer's shadow memory adds faults";
   const size_t pages = 64;
   std::vector<Mapping> regions;
   SamplingPlan plan;

@@ -21,6 +21,20 @@
 
 namespace oslab {
 
+// Built with ThreadSanitizer? Its shadow memory adds page faults, and its interceptors cannot
+// run in a raw clone(CLONE_VM) child: labs that depend on either skip under it.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kThreadSanitizer = true;
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+
 struct LabInfo {
   std::string name;          // "fork": the binary is oslab-fork
   std::string purpose;       // one line, shown by `oslab list`
