@@ -66,6 +66,15 @@ double meminfo_mib(const std::string& field) {
   return 0;
 }
 
+void require_memory_mib(double needed_mib, const std::string& what) {
+  const double available = machine().memory_available_mib;
+  if (needed_mib > 0.7 * available)
+    throw UsageError(
+        fmt::format("{}: needs {:.0f} MiB, more than this machine can hold (MemAvailable {:.0f} MiB; "
+                    "the limit is 70% of it)",
+                    what, needed_mib, available));
+}
+
 namespace {
 
 double kernel_thread_seconds(double tick) {

@@ -27,6 +27,7 @@
 #include "oslab/handles.hpp"
 #include "oslab/lab.hpp"
 #include "oslab/machine.hpp"
+#include "oslab/measure.hpp"
 #include "oslab/process.hpp"
 
 namespace {
@@ -48,12 +49,6 @@ struct Case {
   std::string mapping() const { return shared ? "MAP_SHARED" : "MAP_PRIVATE"; }
   std::string pages() const { return huge_pages ? "THP" : "4 KiB"; }
 };
-
-long minor_faults_now() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_minflt;
-}
 
 uint64_t* word_of(const oslab::Mapping& region, size_t page) {
   return reinterpret_cast<uint64_t*>(region.data() + page * oslab::page_size());
@@ -92,17 +87,18 @@ long huge_kib_of(const void* addr) {
 // The child: read, then write, the chosen pages; report time, faults and what it saw.
 int child_reads_then_writes(const oslab::Mapping& region, const std::vector<size_t>& chosen, ChildReport* out) {
   long mismatches = 0;
-  long faults_before = minor_faults_now();
+  auto minor_faults = [] { return static_cast<long>(oslab::read_counters(RUSAGE_SELF).minor_faults); };
+  long faults_before = minor_faults();
   int64_t start = oslab::now_ns();
   for (size_t page : chosen) {
     uint64_t value = *static_cast<volatile uint64_t*>(word_of(region, page));
     mismatches += value != page;
   }
   int64_t read_end = oslab::now_ns();
-  long faults_after_read = minor_faults_now();
+  long faults_after_read = minor_faults();
   for (size_t page : chosen) *static_cast<volatile uint64_t*>(word_of(region, page)) = kChildMark | page;
   int64_t write_end = oslab::now_ns();
-  long faults_after_write = minor_faults_now();
+  long faults_after_write = minor_faults();
   *out = {read_end - start, write_end - read_end, faults_after_read - faults_before,
           faults_after_write - faults_after_read, mismatches};
   return 0;
@@ -149,6 +145,7 @@ int main(int argc, char** argv) {
   lab.cli().add_option("--percent", percent_text, "Percentages of the pages the child touches, comma-separated");
 
   std::vector<long> percents;
+  int iterations = 0;
   auto prepare = [&](oslab::Report& report) {
     if (oslab::kThreadSanitizer)
       throw oslab::SkipError(
@@ -156,19 +153,15 @@ int main(int argc, char** argv) {
           "use the release build");
     if (lab.options().quick && !lab.cli().count("--size")) size_mib = 16;
     percents = oslab::parse_number_list(percent_text, "--percent", 1, 100);
-    const double available = oslab::machine().memory_available_mib;
-    if (static_cast<double>(size_mib) * 2 > 0.7 * available)
-      throw oslab::UsageError(
-          fmt::format("--size {}: parent and child copies need twice that, more than this "
-                      "machine can hold (MemAvailable {:.0f} MiB)",
-                      size_mib, available));
+    // The parent's pages and the child's copies of them.
+    oslab::require_memory_mib(2.0 * static_cast<double>(size_mib), fmt::format("--size {}", size_mib));
+    iterations = lab.iterations(10, 3);
     report.params["size_mib"] = size_mib;
     report.params["percent"] = percents;
-    report.params["iterations"] = lab.iterations(10, 3);
+    report.params["iterations"] = iterations;
   };
 
   return lab.main(argc, argv, prepare, [&](oslab::Report& report) {
-    const int iterations = lab.iterations(10, 3);
     const size_t bytes = static_cast<size_t>(size_mib) << 20;
     const size_t pages = bytes / oslab::page_size();
     report.params["pages"] = pages;

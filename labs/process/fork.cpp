@@ -235,12 +235,7 @@ int main(int argc, char** argv) {
     sizes = oslab::parse_number_list(rss_text, "--rss", 0, 1L << 20);
     std::sort(sizes.begin(), sizes.end());
     sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
-    const double available = oslab::machine().memory_available_mib;
-    if (static_cast<double>(sizes.back()) > 0.7 * available)
-      throw oslab::UsageError(
-          fmt::format("--rss {}: more than this machine can hold (MemAvailable {:.0f} MiB; "
-                      "the limit is 70% of it)",
-                      sizes.back(), available));
+    oslab::require_memory_mib(static_cast<double>(sizes.back()), fmt::format("--rss {}", sizes.back()));
     methods = parse_methods(methods_text);
     if (huge_pages && !oslab::machine().has("thp"))
       throw oslab::SkipError("--huge-pages: transparent huge pages are not available (" + oslab::machine().thp_mode +

@@ -45,6 +45,10 @@ std::string thp_mode();                                // the bracketed word of 
 std::string shmem_thp_mode();                          // the same for shmem_enabled (shared memory)
 double meminfo_mib(const std::string& field);          // MemAvailable etc., 0 when missing
 
+// Refuses (UsageError naming `what`) a run that needs more than 70% of MemAvailable: with no
+// swap, more would end in the OOM killer rather than in a measurement.
+void require_memory_mib(double needed_mib, const std::string& what);
+
 // What the CPUs did, from /proc/stat (all CPUs together, in seconds), and how much of it was
 // this process and its reaped children (getrusage): the rest was other work.
 // Kernel threads are left out: they do this lab's deferred work too (a kworker frees the
