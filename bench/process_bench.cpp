@@ -33,7 +33,10 @@ void BM_ForkExitWait(benchmark::State& state) {
   for (auto _ : state) {
     pid_t pid = ::fork();
     if (pid == 0) _exit(0);
-    if (pid < 0) state.SkipWithError("fork failed");
+    if (pid < 0) {
+      state.SkipWithError("fork failed");
+      break;
+    }
     reap(state, pid);
   }
 }
@@ -43,7 +46,10 @@ void BM_VforkExitWait(benchmark::State& state) {
   for (auto _ : state) {
     pid_t pid = ::vfork();
     if (pid == 0) _exit(0);
-    if (pid < 0) state.SkipWithError("vfork failed");
+    if (pid < 0) {
+      state.SkipWithError("vfork failed");
+      break;
+    }
     reap(state, pid);
   }
 }
@@ -55,7 +61,10 @@ void* returns(void*) {
 void BM_PthreadCreateJoin(benchmark::State& state) {
   for (auto _ : state) {
     pthread_t thread;
-    if (::pthread_create(&thread, nullptr, returns, nullptr) != 0) state.SkipWithError("pthread_create failed");
+    if (::pthread_create(&thread, nullptr, returns, nullptr) != 0) {
+      state.SkipWithError("pthread_create failed");
+      break;
+    }
     ::pthread_join(thread, nullptr);
   }
 }

@@ -2,43 +2,12 @@
 
 #include <unistd.h>
 
-#include <array>
 #include <cstring>
 
 #include <fmt/format.h>
 
 namespace oslab {
 namespace {
-
-struct ErrnoEntry {
-  int value;
-  const char* name;
-};
-
-#define OSLAB_E(x) \
-  ErrnoEntry {     \
-    x, #x          \
-  }
-constexpr std::array kErrnoNames{
-    OSLAB_E(EPERM),         OSLAB_E(ENOENT),          OSLAB_E(ESRCH),        OSLAB_E(EINTR),
-    OSLAB_E(EIO),           OSLAB_E(ENXIO),           OSLAB_E(E2BIG),        OSLAB_E(ENOEXEC),
-    OSLAB_E(EBADF),         OSLAB_E(ECHILD),          OSLAB_E(EAGAIN),       OSLAB_E(ENOMEM),
-    OSLAB_E(EACCES),        OSLAB_E(EFAULT),          OSLAB_E(EBUSY),        OSLAB_E(EEXIST),
-    OSLAB_E(EXDEV),         OSLAB_E(ENODEV),          OSLAB_E(ENOTDIR),      OSLAB_E(EISDIR),
-    OSLAB_E(EINVAL),        OSLAB_E(ENFILE),          OSLAB_E(EMFILE),       OSLAB_E(ENOTTY),
-    OSLAB_E(EFBIG),         OSLAB_E(ENOSPC),          OSLAB_E(ESPIPE),       OSLAB_E(EROFS),
-    OSLAB_E(EMLINK),        OSLAB_E(EPIPE),           OSLAB_E(EDOM),         OSLAB_E(ERANGE),
-    OSLAB_E(EDEADLK),       OSLAB_E(ENAMETOOLONG),    OSLAB_E(ENOLCK),       OSLAB_E(ENOSYS),
-    OSLAB_E(ENOTEMPTY),     OSLAB_E(ELOOP),           OSLAB_E(ENOMSG),       OSLAB_E(EIDRM),
-    OSLAB_E(ENOSTR),        OSLAB_E(ENODATA),         OSLAB_E(ETIME),        OSLAB_E(EOVERFLOW),
-    OSLAB_E(EILSEQ),        OSLAB_E(ENOTSOCK),        OSLAB_E(EMSGSIZE),     OSLAB_E(EPROTOTYPE),
-    OSLAB_E(ENOPROTOOPT),   OSLAB_E(EPROTONOSUPPORT), OSLAB_E(EOPNOTSUPP),   OSLAB_E(EADDRINUSE),
-    OSLAB_E(EADDRNOTAVAIL), OSLAB_E(ENETUNREACH),     OSLAB_E(ECONNABORTED), OSLAB_E(ECONNRESET),
-    OSLAB_E(ENOBUFS),       OSLAB_E(EISCONN),         OSLAB_E(ENOTCONN),     OSLAB_E(ETIMEDOUT),
-    OSLAB_E(ECONNREFUSED),  OSLAB_E(EALREADY),        OSLAB_E(EINPROGRESS),  OSLAB_E(ECANCELED),
-    OSLAB_E(EOWNERDEAD),    OSLAB_E(ENOTRECOVERABLE),
-};
-#undef OSLAB_E
 
 char g_program_name[64] = "oslab";
 
@@ -58,8 +27,8 @@ void append(char* dst, size_t cap, const char* src) noexcept {
 }  // namespace
 
 const char* errno_name(int errnum, char (&scratch)[16]) noexcept {
-  for (const auto& entry : kErrnoNames)
-    if (entry.value == errnum) return entry.name;
+  // glibc's own table (a lookup in static storage: safe in a signal handler or after fork).
+  if (const char* name = ::strerrorname_np(errnum)) return name;
   // "E" followed by the decimal number, without snprintf (not async-signal-safe).
   char digits[12];
   int n = 0;

@@ -40,6 +40,19 @@ void Mapping::reset() noexcept {
   size_ = 0;
 }
 
+Stack Stack::create(size_t bytes) {
+  const size_t page = page_size();
+  const size_t usable = (bytes + page - 1) / page * page;
+  Stack stack;
+  stack.mapping_ = Mapping::anonymous(usable + page, MAP_PRIVATE | MAP_STACK);
+  check_errno("mprotect(guard page)", ::mprotect(stack.mapping_.data(), page, PROT_NONE));
+  return stack;
+}
+
+size_t Stack::usable_bytes() const noexcept {
+  return mapping_.size() == 0 ? 0 : mapping_.size() - page_size();
+}
+
 size_t page_size() noexcept {
   static const size_t size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   return size;

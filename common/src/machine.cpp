@@ -1,11 +1,6 @@
 #include "oslab/machine.hpp"
 
 #include <dirent.h>
-#include <linux/io_uring.h>
-#include <linux/perf_event.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -14,18 +9,16 @@
 #include <cpuid.h>
 #endif
 
-#include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 
 #include "oslab/clock.hpp"
 #include "oslab/cpu.hpp"
 #include "oslab/error.hpp"
-#include "oslab/handles.hpp"
-#include "oslab/measure.hpp"
+#include "oslab/format.hpp"
 #include "oslab/stats.hpp"
 
 namespace oslab {
@@ -67,7 +60,7 @@ double meminfo_mib(const std::string& field) {
 }
 
 void require_memory_mib(double needed_mib, const std::string& what) {
-  const double available = machine().memory_available_mib;
+  const double available = meminfo_mib("MemAvailable");
   if (needed_mib > 0.7 * available)
     throw UsageError(
         fmt::format("{}: needs {:.0f} MiB, more than this machine can hold (MemAvailable {:.0f} MiB; "
@@ -75,71 +68,41 @@ void require_memory_mib(double needed_mib, const std::string& what) {
                     what, needed_mib, available));
 }
 
-namespace {
-
-double kernel_thread_seconds(double tick) {
-  constexpr unsigned long kPfKthread = 0x00200000;
-  double ticks = 0;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return 0;
-  while (const dirent* entry = ::readdir(proc)) {
-    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-    std::ifstream stat(std::string("/proc/") + entry->d_name + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    auto close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream fields(line.substr(close + 2));
-    std::string state;
-    long ppid, pgrp, session, tty, tpgid;
-    unsigned long flags, minflt, cminflt, majflt, cmajflt, utime, stime;
-    if (!(fields >> state >> ppid >> pgrp >> session >> tty >> tpgid >> flags >> minflt >> cminflt >> majflt >>
-          cmajflt >> utime >> stime))
-      continue;
-    if (flags & kPfKthread) ticks += static_cast<double>(utime + stime);
-  }
-  ::closedir(proc);
-  return ticks / tick;
-}
-
-}  // namespace
-
-CpuUse CpuUse::now() {
-  CpuUse use;
-  std::ifstream stat("/proc/stat");
-  std::string label;
-  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
-  stat >> label >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
-  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  use.busy_s = (user + nice + system + steal) / tick;
-  use.kernel_threads_s = kernel_thread_seconds(tick);
-  use.steal_s = steal / tick;
-  auto seconds = [](const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
-  };
-  for (int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
-    rusage usage{};
-    ::getrusage(who, &usage);
-    use.ours_s += seconds(usage.ru_utime) + seconds(usage.ru_stime);
-  }
-  use.wall_s = static_cast<double>(now_ns()) / 1e9;
-  return use;
-}
-
-Contention contention_between(const CpuUse& before, const CpuUse& after) {
-  Contention c;
-  c.wall_s = after.wall_s - before.wall_s;
-  if (c.wall_s <= 0) return c;
-  const double others = (after.busy_s - before.busy_s) - (after.ours_s - before.ours_s) -
-                        (after.kernel_threads_s - before.kernel_threads_s);
-  c.other_cpus = std::max(0.0, others / c.wall_s);
-  c.steal_cpus = std::max(0.0, (after.steal_s - before.steal_s) / c.wall_s);
-  return c;
-}
-
 bool Machine::has(const std::string& feature) const {
   auto it = features.find(feature);
   return it != features.end() && it->second.present;
+}
+
+std::vector<std::string> Machine::entry_mitigations() const {
+  // The vulnerability files' wording for mitigations that run code on every kernel entry or exit.
+  static const char* const kEntryCosts[] = {
+      "PTI", "Clear CPU buffers", "IBRS", "Stuffing", "Untrained return thunk", "Clear Register File", "Clear BHB"};
+  std::vector<std::string> found;
+  for (const auto& [name, text] : mitigations) {
+    if (!text.starts_with("Mitigation")) continue;
+    for (const char* cost : kEntryCosts) {
+      const bool enhanced = std::string_view(cost) == "IBRS" && text.find("Enhanced") != std::string::npos;
+      if (text.find(cost) != std::string::npos && !enhanced) {
+        found.push_back(fmt::format("{}: {}", name, cost));
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+std::string Machine::syscall_note() const {
+  const std::vector<std::string> costs = entry_mitigations();
+  std::string list;
+  for (const auto& cost : costs) list += (list.empty() ? "" : ", ") + cost;
+  std::string text = fmt::format("a null system call (getppid) costs {} here, pinned to CPU {}",
+                                 format_duration(null_syscall_ns), null_syscall_cpu);
+  if (!costs.empty())
+    text += fmt::format("; mitigations that add work to every kernel entry or exit are active ({})", list);
+  else
+    text += "; no mitigation that adds work to every kernel entry or exit is listed as active";
+  if (is_virtual()) text += fmt::format(", in a {} guest", virtualization);
+  return text;
 }
 
 namespace {
@@ -194,76 +157,33 @@ std::map<std::string, std::string> mitigations() {
   return result;
 }
 
-Feature probe_io_uring() {
-  std::string disabled = read_first_line("/proc/sys/kernel/io_uring_disabled");
-  if (disabled == "2") return {false, "kernel.io_uring_disabled = 2"};
-  io_uring_params params{};
-  long fd = ::syscall(__NR_io_uring_setup, 1, &params);
-  if (fd < 0) return {false, fmt::format("io_uring_setup: {}", describe_errno(errno))};
-  ::close(static_cast<int>(fd));
-  return {true,
-          disabled.empty() ? "io_uring_setup works" : "io_uring_setup works (io_uring_disabled = " + disabled + ")"};
-}
+struct NullSyscall {
+  double median_ns = 0, spread = 0;
+  int cpu = -1;
+};
 
-Feature probe_seccomp() {
-  if (::prctl(PR_GET_SECCOMP) < 0) return {false, fmt::format("prctl(PR_GET_SECCOMP): {}", describe_errno(errno))};
-  unsigned action = SECCOMP_RET_KILL_PROCESS;
-  if (::syscall(__NR_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) != 0)
-    return {false, fmt::format("seccomp(SECCOMP_GET_ACTION_AVAIL): {}", describe_errno(errno))};
-  return {true, "seccomp filters available"};
-}
-
-Feature probe_perf_counters() {
-  perf_event_attr attr{};
-  attr.type = PERF_TYPE_HARDWARE;
-  attr.size = sizeof attr;
-  attr.config = PERF_COUNT_HW_CPU_CYCLES;
-  attr.disabled = 1;
-  attr.exclude_kernel = 1;
-  attr.exclude_hv = 1;
-  long fd = ::syscall(__NR_perf_event_open, &attr, 0, -1, -1, 0);
-  if (fd < 0) return {false, fmt::format("perf_event_open(cycles): {}", describe_errno(errno))};
-  ::close(static_cast<int>(fd));
-  return {true, "hardware cycle counter opens"};
-}
-
-// The memory controller, v2 (unified) or v1, as this process's cgroup mounts show it.
-Feature probe_cgroup_memory(int version) {
-  if (version == 2) {
-    std::string controllers = read_first_line("/sys/fs/cgroup/cgroup.controllers");
-    if (controllers.find("memory") != std::string::npos) return {true, "/sys/fs/cgroup/cgroup.controllers has memory"};
-    return {false, controllers.empty() ? "no cgroup v2 hierarchy with controllers at /sys/fs/cgroup"
-                                       : "cgroup v2 controllers: " + controllers};
+// Pinned to one CPU (a migration in the middle would be timed too), as the median of the
+// means of blocks of 200 calls, for about 20 ms: long enough that one slow spell is one block
+// among many, short enough for a lab's start-up.
+NullSyscall measure_null_syscall() {
+  NullSyscall result;
+  const std::vector<int> allowed = get_affinity();
+  result.cpu = allowed.empty() ? -1 : allowed.front();
+  ScopedAffinity pinned(allowed.empty() ? allowed : std::vector<int>{result.cpu});
+  constexpr int kCalls = 200;
+  for (int i = 0; i < kCalls; ++i) ::syscall(SYS_getppid);  // warm-up
+  std::vector<double> block_means;
+  const int64_t started = now_ns();
+  while (block_means.size() < 15 || (now_ns() - started < 20'000'000 && block_means.size() < 2000)) {
+    const int64_t start = now_ns();
+    for (int i = 0; i < kCalls; ++i) ::syscall(SYS_getppid);
+    block_means.push_back(static_cast<double>(now_ns() - start) / kCalls);
   }
-  std::ifstream mounts("/proc/self/mounts");
-  std::string device, point, type, options, rest;
-  while (mounts >> device >> point >> type >> options && std::getline(mounts, rest)) {
-    if (type == "cgroup" && ("," + options + ",").find(",memory,") != std::string::npos)
-      return {true, "cgroup v1 memory controller mounted at " + point};
-  }
-  return {false, "no cgroup v1 memory controller mounted"};
-}
-
-Feature probe_swap() {
-  std::ifstream in("/proc/swaps");
-  std::string line;
-  int devices = -1;  // the first line is the header
-  while (std::getline(in, line)) ++devices;
-  if (devices > 0) return {true, fmt::format("{} swap device(s) in /proc/swaps", devices)};
-  return {false, "no swap device in /proc/swaps"};
-}
-
-double measure_null_syscall_ns() {
-  SamplingPlan plan;
-  plan.warmup = 1;
-  plan.min_samples = 15;
-  plan.max_samples = 15;
-  plan.budget = std::chrono::milliseconds(0);
-  plan.batch = 1000;
-  Measurement m = measure(plan, [](int64_t n) {
-    for (int64_t i = 0; i < n; ++i) ::syscall(SYS_getppid);
-  });
-  return summarize(m.samples_ns).p50;
+  std::sort(block_means.begin(), block_means.end());
+  result.median_ns = percentile_sorted(block_means, 0.5);
+  // The middle 80% of the blocks: a tick or an interrupt inflates a block or two.
+  result.spread = (percentile_sorted(block_means, 0.9) - percentile_sorted(block_means, 0.1)) / result.median_ns;
+  return result;
 }
 
 Machine describe() {
@@ -283,28 +203,12 @@ Machine describe() {
   m.memory_available_mib = meminfo_mib("MemAvailable");
   m.timer_overhead_ns = timer_info().overhead_ns;
   m.timer_resolution_ns = timer_info().resolution_ns;
-  m.null_syscall_ns = measure_null_syscall_ns();
+  const NullSyscall null_syscall = measure_null_syscall();
+  m.null_syscall_ns = null_syscall.median_ns;
+  m.null_syscall_spread = null_syscall.spread;
+  m.null_syscall_cpu = null_syscall.cpu;
   m.mitigations = mitigations();
-  m.features["io_uring"] = probe_io_uring();
-  m.features["seccomp"] = probe_seccomp();
-  m.features["perf_counters"] = probe_perf_counters();
-  m.features["cgroup_v2_memory"] = probe_cgroup_memory(2);
-  m.features["cgroup_v1_memory"] = probe_cgroup_memory(1);
-  m.features["swap"] = probe_swap();
-  m.features["root"] = ::geteuid() == 0 ? Feature{true, "euid 0"} : Feature{false, fmt::format("euid {}", ::geteuid())};
-  m.features["thp"] = m.thp_mode == "never" || m.thp_mode == "unavailable"
-                          ? Feature{false, "transparent_hugepage/enabled: " + m.thp_mode}
-                          : Feature{true, "transparent_hugepage/enabled: " + m.thp_mode};
-#ifdef OSLAB_HAVE_LIBURING
-  m.features["liburing_built"] = {true, "built with liburing"};
-#else
-  m.features["liburing_built"] = {false, "built without liburing"};
-#endif
-#ifdef OSLAB_HAVE_LIBSECCOMP
-  m.features["libseccomp_built"] = {true, "built with libseccomp"};
-#else
-  m.features["libseccomp_built"] = {false, "built without libseccomp"};
-#endif
+  m.features = probe_features(m.thp_mode);
   return m;
 }
 
@@ -330,9 +234,12 @@ nlohmann::json Machine::to_json() const {
           {"memory_total_mib", memory_total_mib},
           {"memory_available_mib", memory_available_mib},
           {"null_syscall_ns", null_syscall_ns},
+          {"null_syscall_spread", null_syscall_spread},
+          {"null_syscall_cpu", null_syscall_cpu},
           {"timer_overhead_ns", timer_overhead_ns},
           {"timer_resolution_ns", timer_resolution_ns},
           {"mitigations", mitigations},
+          {"entry_mitigations", entry_mitigations()},
           {"features", features_json}};
 }
 

@@ -1,23 +1,13 @@
 #include "oslab/process.hpp"
 
-#include <fcntl.h>
-#include <mqueue.h>
 #include <poll.h>
-#include <semaphore.h>
 #include <signal.h>
-#include <sys/ipc.h>
-#include <sys/mman.h>
-#include <sys/msg.h>
 #include <sys/prctl.h>
-#include <sys/sem.h>
-#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
-#include <cstring>
 #include <stdexcept>
 #include <thread>
 
@@ -104,18 +94,25 @@ ExitStatus wait_or_kill(pid_t pid, std::chrono::milliseconds timeout, std::strin
       fmt::format("{} (pid {}) did not finish within {} ms; killed it", what, pid, timeout.count()));
 }
 
+void wait_success(pid_t pid, std::chrono::milliseconds timeout, std::string_view what) {
+  const ExitStatus status = wait_or_kill(pid, timeout, what);
+  if (!status.success()) throw std::runtime_error(fmt::format("{} {}", what, status.describe()));
+}
+
 std::string helper_path(std::string_view name) {
   char exe[4096];
   ssize_t length = check_errno("readlink /proc/self/exe", ::readlink("/proc/self/exe", exe, sizeof exe - 1));
-  std::string path(exe, static_cast<size_t>(length));
-  path.erase(path.rfind('/'));      // .../bin
-  path.erase(path.rfind('/') + 1);  // .../
-  path += "libexec/";
-  path += name;
-  if (::access(path.c_str(), X_OK) != 0)
-    throw SkipError(
-        fmt::format("helper {} is missing ({}); rebuild with scripts/oslab build", path, describe_errno(errno)));
-  return path;
+  std::string root(exe, static_cast<size_t>(length));
+  root.erase(root.rfind('/'));      // .../bin
+  root.erase(root.rfind('/') + 1);  // .../
+  for (const char* dir : {"libexec/oslab/", "libexec/"}) {
+    std::string path = root + dir + std::string(name);
+    if (::access(path.c_str(), X_OK) == 0) return path;
+  }
+  throw std::runtime_error(
+      fmt::format("helper {} is missing from {}libexec/oslab and {}libexec: the installation is "
+                  "broken; rebuild with scripts/oslab build",
+                  name, root, root));
 }
 
 void flush_stdio() noexcept {
@@ -123,15 +120,40 @@ void flush_stdio() noexcept {
   std::fflush(stderr);
 }
 
+namespace {
+
+// The child's view of the process that forked it.
+pid_t g_forking_process = 0;
+
+// PR_SET_PDEATHSIG fires when the *thread* that forked exits, and the kernel then hands the
+// child to another thread of the same process. Only a new parent outside that process means
+// the process is gone.
+void on_parent_death(int) {
+  if (::getppid() == g_forking_process) return;
+  ::kill(0, SIGKILL);  // our group: whatever this child started goes with it
+  _exit(137);
+}
+
+}  // namespace
+
 Child Child::fork(const std::function<int()>& body) {
   const pid_t parent = ::getpid();
   flush_stdio();
   pid_t pid = check_errno("fork", ::fork());
   if (pid == 0) {
     ::setpgid(0, 0);
-    // Die with the parent, and close the race where it died before prctl ran.
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) == -1) child_fail("prctl(PR_SET_PDEATHSIG)", errno);
-    if (::getppid() != parent) _exit(1);
+    g_forking_process = parent;
+    struct sigaction action {};
+    action.sa_handler = on_parent_death;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    if (::sigaction(SIGRTMAX, &action, nullptr) == -1) child_fail("sigaction(SIGRTMAX)", errno);
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    sigaddset(&unblock, SIGRTMAX);
+    ::sigprocmask(SIG_UNBLOCK, &unblock, nullptr);
+    if (::prctl(PR_SET_PDEATHSIG, SIGRTMAX) == -1) child_fail("prctl(PR_SET_PDEATHSIG)", errno);
+    if (::getppid() != parent) _exit(1);  // it died before prctl ran
     // An exception must never climb into the copy of the parent's stack.
     try {
       _exit(body());
@@ -141,7 +163,8 @@ Child Child::fork(const std::function<int()>& body) {
       write_stderr(e.what());
       write_stderr("\n");
     } catch (...) {
-      write_stderr("child: unknown exception\n");
+      write_stderr(program_name());
+      write_stderr(": child: unknown exception\n");
     }
     _exit(1);
   }
@@ -170,6 +193,11 @@ ExitStatus Child::wait(std::chrono::milliseconds timeout) {
   return wait_or_kill(pid, timeout, "child");
 }
 
+void Child::wait_success(std::chrono::milliseconds timeout, std::string_view what) {
+  if (pid_ <= 0) throw std::logic_error("Child::wait_success: no child");
+  oslab::wait_success(std::exchange(pid_, -1), timeout, what);
+}
+
 void Child::kill() noexcept {
   if (pid_ <= 0) return;
   try {
@@ -179,111 +207,4 @@ void Child::kill() noexcept {
   pid_ = -1;
 }
 
-namespace cleanup {
-namespace {
-
-constexpr int kMaxChildren = 256;
-constexpr int kMaxObjects = 64;
-constexpr size_t kMaxName = 64;
-
-std::atomic<pid_t> g_children[kMaxChildren];
-
-struct Object {
-  std::atomic<bool> used{false};
-  Kind kind{};
-  int id = -1;
-  char name[kMaxName] = {};
-};
-Object g_objects[kMaxObjects];
-
-bool same_object(const Object& object, Kind kind, const char* name, int id) {
-  if (object.kind != kind) return false;
-  if (name != nullptr) return std::strncmp(object.name, name, kMaxName) == 0;
-  return object.id == id;
-}
-
-// Composed when the watchdog is set, so that the handler only has to write it.
-char g_watchdog_message[192] = "";
-
-void on_fatal_signal(int signo) {
-  const int saved_errno = errno;
-  run_now();
-  if (signo == SIGALRM) {
-    write_stderr(g_watchdog_message);
-    _exit(1);
-  }
-  errno = saved_errno;
-  ::signal(signo, SIG_DFL);
-  ::raise(signo);
-}
-
-}  // namespace
-
-void install(std::chrono::seconds watchdog) {
-  struct sigaction action {};
-  action.sa_handler = on_fatal_signal;
-  sigemptyset(&action.sa_mask);
-  sigaddset(&action.sa_mask, SIGINT);
-  sigaddset(&action.sa_mask, SIGTERM);
-  sigaddset(&action.sa_mask, SIGALRM);
-  for (int signo : {SIGINT, SIGTERM, SIGALRM}) check_errno("sigaction", ::sigaction(signo, &action, nullptr));
-  fmt::format_to_n(g_watchdog_message, sizeof g_watchdog_message - 1,
-                   "{}: watchdog: the run took longer than {} s; children killed, objects removed\n", program_name(),
-                   watchdog.count());
-  ::alarm(static_cast<unsigned>(watchdog.count()));
-}
-
-void track_child(pid_t pid) noexcept {
-  for (auto& slot : g_children) {
-    pid_t empty = 0;
-    if (slot.compare_exchange_strong(empty, pid)) return;
-  }
-}
-
-void untrack_child(pid_t pid) noexcept {
-  for (auto& slot : g_children) {
-    pid_t expected = pid;
-    if (slot.compare_exchange_strong(expected, 0)) return;
-  }
-}
-
-void track_object(Kind kind, const char* name, int id) noexcept {
-  for (auto& object : g_objects) {
-    if (object.used.load()) continue;
-    object.kind = kind;
-    object.id = id;
-    object.name[0] = '\0';
-    if (name != nullptr) std::strncat(object.name, name, kMaxName - 1);
-    object.used.store(true);
-    return;
-  }
-}
-
-void untrack_object(Kind kind, const char* name, int id) noexcept {
-  for (auto& object : g_objects)
-    if (object.used.load() && same_object(object, kind, name, id)) object.used.store(false);
-}
-
-void run_now() noexcept {
-  for (auto& slot : g_children) {
-    pid_t pid = slot.exchange(0);
-    if (pid > 0) {
-      ::kill(-pid, SIGKILL);
-      ::kill(pid, SIGKILL);
-    }
-  }
-  for (auto& object : g_objects) {
-    if (!object.used.exchange(false)) continue;
-    switch (object.kind) {
-      case Kind::posix_shm: ::shm_unlink(object.name); break;
-      case Kind::posix_mq: ::mq_unlink(object.name); break;
-      case Kind::posix_sem: ::sem_unlink(object.name); break;
-      case Kind::sysv_shm: ::shmctl(object.id, IPC_RMID, nullptr); break;
-      case Kind::sysv_sem: ::semctl(object.id, 0, IPC_RMID); break;
-      case Kind::sysv_msg: ::msgctl(object.id, IPC_RMID, nullptr); break;
-    }
-  }
-}
-
-}  // namespace cleanup
 }  // namespace oslab

@@ -4,10 +4,11 @@
 //
 // Try:     oslab-clone-flags
 //          oslab-clone-flags --json | jq '.verdicts[] | select(.holds | not)'
-// Expect:  fork shares nothing; vfork and CLONE_VM share memory; CLONE_FILES the fd table;
-//          CLONE_FS the working directory and umask; CLONE_SIGHAND the signal handlers; a
-//          thread (and pthread_create) all four. The kernel makes no other difference
-//          between a process and a thread.
+// Expect:  fork copies everything; vfork and CLONE_VM share memory; CLONE_FILES the fd
+//          table; CLONE_FS the working directory and umask; CLONE_SIGHAND the signal
+//          handlers; a thread (and pthread_create) all four. Every variant, fork included,
+//          shares the open files themselves: a copied fd still points at the parent's open
+//          file description, so an lseek() in the child moves the parent's offset too.
 // Compare: oslab-fork (what each of these costs as memory grows).
 
 #include <fcntl.h>
@@ -24,6 +25,8 @@
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <functional>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -32,6 +35,7 @@
 #include "oslab/lab.hpp"
 #include "oslab/measure.hpp"
 #include "oslab/process.hpp"
+#include "oslab/shared.hpp"
 
 namespace {
 
@@ -39,36 +43,92 @@ using oslab::check_errno;
 using oslab::check_errnum;
 
 // What the child changes, and what the parent then checks (one row of the table each).
-enum Resource { kMemory, kFdOpened, kFdClosed, kCwd, kUmask, kHandler, kResources };
+enum Resource { kMemory, kFdOpened, kFdClosed, kOffset, kCwd, kUmask, kHandler, kResources };
 constexpr std::array<const char*, kResources> kResourceLabels = {
-    "memory: child writes a variable", "fds: child opens a file",
-    "fds: child closes a file",        "fs: child chdir()s",
-    "fs: child sets umask()",          "signals: child installs a handler"};
+    "memory: child writes a variable",           "fds: child opens a file", "fds: child closes a file",
+    "open file: child lseek()s an inherited fd", "fs: child chdir()s",      "fs: child sets umask()",
+    "signals: child installs a handler"};
 constexpr std::array<const char*, kResources> kResourceNouns = {
-    "memory", "an fd the child opens", "an fd the child closes", "the cwd", "the umask", "a signal handler"};
+    "memory",    "an fd the child opens", "an fd the child closes", "the offset of an inherited open file", "the cwd",
+    "the umask", "a signal handler"};
+constexpr std::array<const char*, kResources> kResourceIds = {"memory", "fd-opened", "fd-closed",     "file-offset",
+                                                              "cwd",    "umask",     "signal-handler"};
 constexpr std::array<const char*, kResources> kNotesRows = {
-    "Memoria",          "File descriptors", "File descriptors", "Contexto de filesystem", "Contexto de filesystem",
+    "Memoria",          "File descriptors",       "File descriptors",
+    "File descriptors", "Contexto de filesystem", "Contexto de filesystem",
     "Manejo de senales"};
 
 enum class How { fork, vfork, clone, clone_thread, pthread };
 
 struct Variant {
   std::string label;
+  std::string id;  // for verdict ids: "clone-files"
   How how;
   int flags;                            // clone flags, for How::clone and How::clone_thread
   std::array<bool, kResources> shared;  // Linux semantics
+  std::string call;                     // the call that creates the child, as the results name it
+  std::string flag_names;               // its flags, by name
 };
 
 constexpr int kThreadFlags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
+// Columns: memory, fd opened, fd closed, file offset, cwd, umask, handler.
 const std::vector<Variant> kVariants = {
-    {"fork", How::fork, 0, {false, false, false, false, false, false}},
-    {"vfork", How::vfork, 0, {true, false, false, false, false, false}},
-    {"CLONE_VM", How::clone, CLONE_VM, {true, false, false, false, false, false}},
-    {"CLONE_FILES", How::clone, CLONE_FILES, {false, true, true, false, false, false}},
-    {"CLONE_FS", How::clone, CLONE_FS, {false, false, false, true, true, false}},
-    {"CLONE_SIGHAND|VM", How::clone, CLONE_SIGHAND | CLONE_VM, {true, false, false, false, false, true}},
-    {"thread flags", How::clone_thread, kThreadFlags, {true, true, true, true, true, true}},
-    {"pthread_create", How::pthread, 0, {true, true, true, true, true, true}},
+    {"fork",
+     "fork",
+     How::fork,
+     0,
+     {false, false, false, true, false, false, false},
+     "fork()",
+     "(glibc: clone with SIGCHLD)"},
+    {"vfork",
+     "vfork",
+     How::vfork,
+     0,
+     {true, false, false, true, false, false, false},
+     "vfork()",
+     "CLONE_VM|CLONE_VFORK|SIGCHLD"},
+    {"CLONE_VM",
+     "clone-vm",
+     How::clone,
+     CLONE_VM,
+     {true, false, false, true, false, false, false},
+     "clone()",
+     "CLONE_VM|SIGCHLD"},
+    {"CLONE_FILES",
+     "clone-files",
+     How::clone,
+     CLONE_FILES,
+     {false, true, true, true, false, false, false},
+     "clone()",
+     "CLONE_FILES|SIGCHLD"},
+    {"CLONE_FS",
+     "clone-fs",
+     How::clone,
+     CLONE_FS,
+     {false, false, false, true, true, true, false},
+     "clone()",
+     "CLONE_FS|SIGCHLD"},
+    {"CLONE_SIGHAND|VM",
+     "clone-sighand-vm",
+     How::clone,
+     CLONE_SIGHAND | CLONE_VM,
+     {true, false, false, true, false, false, true},
+     "clone()",
+     "CLONE_SIGHAND|CLONE_VM|SIGCHLD"},
+    {"thread flags",
+     "thread-flags",
+     How::clone_thread,
+     kThreadFlags,
+     {true, true, true, true, true, true, true},
+     "clone()",
+     "CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID"},
+    {"pthread_create",
+     "pthread-create",
+     How::pthread,
+     0,
+     {true, true, true, true, true, true, true},
+     "pthread_create()",
+     "(glibc: clone with the thread flags, CLONE_SETTLS and more)"},
 };
 
 // The variable the child writes: a global, so every variant sees the same address.
@@ -77,12 +137,14 @@ constexpr int kChildValue = 42;
 constexpr mode_t kParentUmask = 022, kChildUmask = 077;
 constexpr const char* kParentDir = "/";
 constexpr const char* kChildDir = "/dev";
+constexpr off_t kChildOffset = 1234;
 
 void child_handler(int) {}
 
 // Lives in a MAP_SHARED page, so that a child with its own memory can still report.
 struct Probe {
   int fd_to_close;   // the parent opened it; the child closes it
+  int fd_to_seek;    // the parent opened it; the child moves its offset
   int fd_opened;     // the child's new fd number
   int failed_errno;  // first failure in the child
   const char* failed_call;
@@ -100,6 +162,7 @@ void child_changes_things(Probe* probe) {
   probe->fd_opened = ::open("/dev/null", O_RDONLY);
   if (probe->fd_opened == -1) fail("open");
   if (::close(probe->fd_to_close) == -1) fail("close");
+  if (::lseek(probe->fd_to_seek, kChildOffset, SEEK_SET) == -1) fail("lseek");
   if (::chdir(kChildDir) == -1) fail("chdir");
   ::umask(kChildUmask);
   struct sigaction action {};
@@ -141,13 +204,12 @@ void wait_for_thread(volatile pid_t* tid) {
 }
 
 void expect_success(pid_t pid, const std::string& label) {
-  oslab::ExitStatus status = oslab::wait_or_kill(pid, kDeadline, label + " child");
-  if (!status.success()) throw std::runtime_error(fmt::format("{} child {}", label, status.describe()));
+  oslab::wait_success(pid, kDeadline, label + " child");
 }
 
 // Creates one child of `variant`, lets it act (or not), and waits until it has ended.
-void run_child(const Variant& variant, ChildArgs& args, const oslab::Mapping& stack) {
-  char* stack_top = reinterpret_cast<char*>(stack.data()) + stack.size();
+void run_child(const Variant& variant, ChildArgs& args, const oslab::Stack& stack) {
+  char* stack_top = reinterpret_cast<char*>(stack.top());
   switch (variant.how) {
     case How::fork: {
       oslab::flush_stdio();
@@ -198,7 +260,8 @@ void reset_parent(Probe* probe, int devnull) {
   struct sigaction action {};
   action.sa_handler = SIG_DFL;
   check_errno("sigaction", ::sigaction(SIGUSR1, &action, nullptr));
-  *probe = Probe{check_errno("dup", ::dup(devnull)), -1, 0, nullptr};
+  *probe = Probe{check_errno("dup", ::dup(devnull)),
+                 check_errno("memfd_create", ::memfd_create("oslab-clone-flags", MFD_CLOEXEC)), -1, 0, nullptr};
 }
 
 struct Seen {
@@ -214,6 +277,10 @@ Seen observe(Probe* probe) {
   seen.shared[kFdOpened] = fd_is_open(probe->fd_opened);
   seen.evidence[kFdOpened] = fmt::format("the child opened fd {}; in the parent fd {} is {}", probe->fd_opened,
                                          probe->fd_opened, seen.shared[kFdOpened] ? "open" : "not open");
+  const off_t offset = check_errno("lseek", ::lseek(probe->fd_to_seek, 0, SEEK_CUR));
+  seen.shared[kOffset] = offset == kChildOffset;
+  seen.evidence[kOffset] =
+      fmt::format("the child lseek()ed an inherited fd to {}; the parent's offset is {}", kChildOffset, offset);
   seen.shared[kFdClosed] = !fd_is_open(probe->fd_to_close);
   seen.evidence[kFdClosed] = fmt::format("the child closed fd {}; in the parent it is {}", probe->fd_to_close,
                                          seen.shared[kFdClosed] ? "closed" : "still open");
@@ -232,8 +299,89 @@ Seen observe(Probe* probe) {
   // Close what the child left in our table, if it is ours.
   if (seen.shared[kFdOpened]) ::close(probe->fd_opened);
   if (!seen.shared[kFdClosed]) ::close(probe->fd_to_close);
+  ::close(probe->fd_to_seek);
   return seen;
 }
+
+struct Experiment {
+  const oslab::Lab& lab;
+  std::vector<Seen> seen;
+
+  // Each variant once: the child changes things, the parent looks.
+  void observe_variants() {
+    // Restored at the end: the lab changes its own cwd and umask on purpose.
+    oslab::UniqueFd original_cwd(check_errno("open .", ::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)));
+    const mode_t original_umask = ::umask(kParentUmask);
+    oslab::UniqueFd devnull(check_errno("open /dev/null", ::open("/dev/null", O_RDONLY | O_CLOEXEC)));
+    oslab::Shared<Probe> probe;
+    const oslab::Stack stack = oslab::Stack::create(256 * 1024);
+    for (const Variant& variant : kVariants) {
+      reset_parent(probe.get(), devnull.get());
+      ChildArgs args{probe.get(), true};
+      run_child(variant, args, stack);
+      if (probe->failed_call != nullptr)
+        throw std::runtime_error(fmt::format("{} child: {}: {}", variant.label, probe->failed_call,
+                                             oslab::describe_errno(probe->failed_errno)));
+      seen.push_back(observe(probe.get()));
+    }
+    check_errno("fchdir", ::fchdir(original_cwd.get()));
+    ::umask(original_umask);
+  }
+
+  // The cost of each variant: a child that does nothing, created, ended and reaped.
+  void measure(oslab::Report& report) const {
+    oslab::Shared<Probe> probe;
+    const oslab::Stack stack = oslab::Stack::create(256 * 1024);
+    std::vector<ChildArgs> args(kVariants.size(), ChildArgs{probe.get(), false});
+    std::vector<std::function<void(int64_t)>> ops;
+    for (size_t v = 0; v < kVariants.size(); ++v)
+      ops.push_back([&, v](int64_t batch) {
+        for (int64_t i = 0; i < batch; ++i) run_child(kVariants[v], args[v], stack);
+      });
+    const std::vector<oslab::Measurement> measured = oslab::measure_interleaved(lab.plan(), ops);
+    for (size_t v = 0; v < kVariants.size(); ++v) {
+      const Variant& variant = kVariants[v];
+      const std::string wait = variant.how == How::pthread        ? "pthread_clockjoin_np()"
+                               : variant.how == How::clone_thread ? "a futex wait on CLONE_CHILD_CLEARTID"
+                                                                  : "waitpid()";
+      report.add(variant.label, {{"call", variant.call}, {"flags", variant.flag_names}}, measured[v],
+                 {.what = fmt::format("{} with {}: a child that does nothing and ends; the parent waits with {}",
+                                      variant.call, variant.flag_names, wait),
+                  .headline = variant.how == How::fork || variant.how == How::pthread});
+    }
+  }
+
+  void table_and_facts(oslab::Report& report) const {
+    oslab::Table table{
+        "Shared with the parent? (observed; '!' marks a difference from Linux semantics)", {"", ""}, {}, "", 2};
+    for (const Variant& variant : kVariants) table.header.push_back(variant.label);
+    int differences = 0;
+    for (int resource = 0; resource < kResources; ++resource) {
+      std::vector<std::string> row{kNotesRows[resource], kResourceLabels[resource]};
+      for (size_t v = 0; v < kVariants.size(); ++v) {
+        const bool shared = seen[v].shared[resource];
+        const bool expected = kVariants[v].shared[resource];
+        differences += shared != expected;
+        row.push_back(std::string(shared ? "yes" : "no") + (shared != expected ? " !" : ""));
+        report.fact(fmt::format("{}/{}", kVariants[v].id, kResourceIds[resource]),
+                    fmt::format("{}: {} is {}shared with the parent", kVariants[v].label, kResourceNouns[resource],
+                                expected ? "" : "not "),
+                    shared == expected, seen[v].evidence[resource]);
+      }
+      table.rows.push_back(row);
+    }
+    std::vector<std::string> cost_row{"cost", "create + end + reap (median)"};
+    for (const Variant& variant : kVariants)
+      cost_row.push_back(oslab::format_duration(report.get(variant.label).summary.p50));
+    table.rows.push_back(cost_row);
+    table.footnote =
+        (differences == 0 ? std::string("Every cell matches Linux semantics.")
+                          : fmt::format("{} cell(s) differ from Linux semantics: see the verdicts.", differences)) +
+        " Even fork shares the open files: the child's fd table is a copy, but each copied fd refers to the "
+        "parent's open file description, with its offset and status flags.";
+    report.table(table);
+  }
+};
 
 }  // namespace
 
@@ -244,93 +392,44 @@ int main(int argc, char** argv) {
       .claim = "The notes' table: a thread shares memory, file descriptors, the filesystem context and\n"
                "signal handling with its process; a forked process shares none of them. On Linux both\n"
                "are clone(): each CLONE_* flag shares one of these, and a thread is the set of all.",
-      .explain = "For each variant the parent sets a known state (a variable = 0, an open fd, cwd /, umask\n"
-                 "022, SIGUSR1 at SIG_DFL), creates the child, and waits until it has ended. The child sets\n"
-                 "the variable to 42, opens /dev/null, closes the parent's fd, chdir()s to /dev, sets umask\n"
-                 "077 and installs a SIGUSR1 handler. The parent then looks: whatever changed for it too is\n"
-                 "shared. CLONE_VM shares the address space, CLONE_FILES the fd table, CLONE_FS the cwd,\n"
-                 "root and umask, CLONE_SIGHAND the handler table (only with CLONE_VM: a handler is an\n"
-                 "address). vfork() is CLONE_VM|CLONE_VFORK. A CLONE_THREAD child is waited for through\n"
-                 "CLONE_CHILD_CLEARTID and a futex, as pthread_join does, since waitpid cannot see it.\n\n"
-                 "The cost row is create + end + reap of a child that does nothing, median of --iterations.\n\n"
+      .explain = "For each variant the parent sets a known state (a variable = 0, two open fds, cwd /,\n"
+                 "umask 022, SIGUSR1 at SIG_DFL), creates the child, and waits until it has ended. The\n"
+                 "child sets the variable to 42, opens /dev/null, closes one of the parent's fds, lseek()s\n"
+                 "the other to offset 1234, chdir()s to /dev, sets umask 077 and installs a SIGUSR1\n"
+                 "handler. The parent then looks: whatever changed for it too is shared.\n\n"
+                 "CLONE_VM shares the address space, CLONE_FILES the fd table, CLONE_FS the cwd, root and\n"
+                 "umask, CLONE_SIGHAND the handler table (only with CLONE_VM: a handler is an address).\n"
+                 "vfork() is CLONE_VM|CLONE_VFORK. Without CLONE_FILES the child gets a copy of the fd\n"
+                 "table, so a file it opens or closes is its own business; but a copied fd still refers to\n"
+                 "the same open file description (the kernel's struct file) as the parent's, so the file\n"
+                 "offset and status flags are shared by every variant, fork included: the notes' 'a\n"
+                 "process shares none of them' is not quite right. A CLONE_THREAD child is waited for\n"
+                 "through CLONE_CHILD_CLEARTID and a futex, as pthread_join does, since waitpid cannot see\n"
+                 "it.\n\n"
+                 "The cost row is create + end + reap of a child that does nothing, median over samples\n"
+                 "taken in rotation, a block at a time, from this lab's own process.\n\n"
                  "Questions: why must CLONE_SIGHAND come with CLONE_VM? What does a thread share that is\n"
-                 "not in this table (pid, credentials, timers)? Why is vfork's memory row 'yes'?",
+                 "not in this table (pid, credentials, timers)? Why is vfork's memory row 'yes'? Why does\n"
+                 "an lseek() in a forked child move the parent's offset, though its close() does not\n"
+                 "close the parent's fd?",
   });
-  auto prepare = [](oslab::Report&) {
+  lab.sampling({.samples = {.full = 100, .quick = 20}, .budget_s = {.full = 0.3, .quick = 0.05}, .warmup = 2});
+  std::optional<Experiment> experiment;
+  auto prepare = [&](oslab::Report&) {
     if (oslab::kThreadSanitizer)
       throw oslab::SkipError(
-          "built with ThreadSanitizer, whose interceptors crash in a raw clone(CLONE_VM) child; "
-          "use the release build");
+          "built with ThreadSanitizer, whose interceptors crash in a raw clone(CLONE_VM) child; use the release "
+          "build");
+    experiment.emplace(Experiment{lab, {}});
   };
-  return lab.main(argc, argv, prepare, [&](oslab::Report& report) {
-    const int iterations = lab.iterations(100, 20);
-    report.params["iterations"] = iterations;
-
-    // Restored at the end: the lab changes its own cwd and umask on purpose.
-    oslab::UniqueFd original_cwd(check_errno("open .", ::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)));
-    const mode_t original_umask = ::umask(kParentUmask);
-    oslab::UniqueFd devnull(check_errno("open /dev/null", ::open("/dev/null", O_RDONLY | O_CLOEXEC)));
-    auto probe_page = oslab::Mapping::anonymous(oslab::page_size(), MAP_SHARED);
-    auto* probe = probe_page.as<Probe>();
-    auto stack = oslab::Mapping::anonymous(256 * 1024, MAP_PRIVATE | MAP_STACK);
-
-    std::vector<Seen> seen;
-    for (const Variant& variant : kVariants) {
-      reset_parent(probe, devnull.get());
-      ChildArgs args{probe, true};
-      run_child(variant, args, stack);
-      if (probe->failed_call != nullptr)
-        throw std::runtime_error(fmt::format("{} child: {}: {}", variant.label, probe->failed_call,
-                                             oslab::describe_errno(probe->failed_errno)));
-      seen.push_back(observe(probe));
-      reset_parent(probe, devnull.get());
-      ::close(probe->fd_to_close);
-    }
-
-    oslab::Table table{
-        "Shared with the parent? (observed; '!' marks a difference from Linux semantics)", {"", ""}, {}, "", 2};
-    for (const Variant& variant : kVariants) table.header.push_back(variant.label);
-    int differences = 0;
-    for (int resource = 0; resource < kResources; ++resource) {
-      std::vector<std::string> row{kNotesRows[resource], kResourceLabels[resource]};
-      for (size_t v = 0; v < kVariants.size(); ++v) {
-        bool shared = seen[v].shared[resource];
-        bool expected = kVariants[v].shared[resource];
-        differences += shared != expected;
-        row.push_back(std::string(shared ? "yes" : "no") + (shared != expected ? " !" : ""));
-        report.verdict(fmt::format("{}: {} is {}shared with the parent", kVariants[v].label, kResourceNouns[resource],
-                                   expected ? "" : "not "),
-                       shared == expected, seen[v].evidence[resource]);
-      }
-      table.rows.push_back(row);
-    }
-
-    // The cost of each variant: a child that does nothing, created, ended and reaped.
-    oslab::SamplingPlan plan;
-    plan.warmup = 2;
-    plan.min_samples = iterations;
-    plan.max_samples = iterations;
-    plan.budget = std::chrono::milliseconds(0);
-    std::vector<std::string> cost_row{"cost", "create + end + reap (median)"};
-    for (const Variant& variant : kVariants) {
-      ChildArgs args{probe, false};
-      oslab::Measurement m = oslab::measure(plan, [&](int64_t batch) {
-        for (int64_t i = 0; i < batch; ++i) run_child(variant, args, stack);
-      });
-      oslab::Result& result = report.add(variant.label, {{"clone_flags", variant.flags}}, m,
-                                         "create a child that does nothing, wait until it has ended");
-      result.headline = variant.how == How::fork || variant.how == How::pthread;
-      cost_row.push_back(oslab::format_duration(result.summary.p50));
-    }
-    table.rows.push_back(cost_row);
-    table.footnote = differences == 0
-                         ? "Every cell matches Linux semantics."
-                         : fmt::format("{} cell(s) differ from Linux semantics: see the verdicts.", differences);
-    report.table(table);
-    report.show_results_table = false;
-    report.show_holding_verdicts = false;  // the table shows them; --json lists every one
-
-    check_errno("fchdir", ::fchdir(original_cwd.get()));
-    ::umask(original_umask);
-  });
+  return lab.run(
+      argc, argv,
+      [&](oslab::Report& report) {
+        experiment->observe_variants();
+        experiment->measure(report);
+        experiment->table_and_facts(report);
+        report.show_results_table = false;
+        report.show_holding_verdicts = false;  // the table shows them; --json lists every one
+      },
+      prepare);
 }

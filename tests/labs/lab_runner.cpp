@@ -53,10 +53,8 @@ std::vector<std::string> all_labs() {
 
 namespace {
 
-pid_t start(const std::string& lab, const std::vector<std::string>& args, int out_fd, int err_fd) {
-  std::string path = lab_path(lab);
-  std::vector<std::string> owned{path};
-  owned.insert(owned.end(), args.begin(), args.end());
+pid_t start_command(std::vector<std::string> owned, int out_fd, int err_fd) {
+  const std::string path = owned.front();
   std::vector<char*> argv;
   for (auto& arg : owned) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -75,12 +73,24 @@ pid_t start(const std::string& lab, const std::vector<std::string>& args, int ou
   return pid;
 }
 
+pid_t start(const std::string& lab, const std::vector<std::string>& args, int out_fd, int err_fd) {
+  std::vector<std::string> owned{lab_path(lab)};
+  owned.insert(owned.end(), args.begin(), args.end());
+  return start_command(owned, out_fd, err_fd);
+}
+
 }  // namespace
 
 RunResult run_lab(const std::string& lab, const std::vector<std::string>& args, std::chrono::seconds timeout) {
+  std::vector<std::string> argv{lab_path(lab)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, timeout);
+}
+
+RunResult run_command(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
   RunResult result;
   oslab::Pipe out = oslab::Pipe::create(), err = oslab::Pipe::create();
-  pid_t pid = start(lab, args, out.write_end.get(), err.write_end.get());
+  pid_t pid = start_command(argv, out.write_end.get(), err.write_end.get());
   out.write_end.reset();
   err.write_end.reset();
 

@@ -31,6 +31,9 @@ std::vector<std::string> all_labs();           // every oslab-* in the bin dir, 
 RunResult run_lab(const std::string& lab, const std::vector<std::string>& args,
                   std::chrono::seconds timeout = std::chrono::seconds(120));
 
+// Runs any command (argv[0] a full path) the same way.
+RunResult run_command(const std::vector<std::string>& argv, std::chrono::seconds timeout = std::chrono::seconds(120));
+
 // Starts the lab, lets it run for `after`, sends `signo` to it (only it, not its children),
 // and reaps it (SIGKILLing it if it has not ended 10 s later).
 oslab::ExitStatus run_and_signal(const std::string& lab, const std::vector<std::string>& args,

@@ -3,11 +3,15 @@
 
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <set>
 
 #include <gtest/gtest.h>
 
 #include "lab_runner.hpp"
+#include "schema_check.hpp"
 
 namespace oslab::test {
 namespace {
@@ -28,7 +32,8 @@ TEST_P(EveryLab, PurposeIsOneLine) {
 TEST_P(EveryLab, HelpListsTheStandardOptions) {
   RunResult run = run_lab(GetParam(), {"--help"});
   EXPECT_EQ(run.exit_code, 0) << run.err;
-  for (const char* option : {"--help", "--json", "--quick", "--iterations", "--seed", "--explain", "--timeout"})
+  for (const char* option :
+       {"--help", "--version", "--json", "--quick", "--iterations", "--cpus", "--seed", "--explain", "--timeout"})
     EXPECT_NE(run.out.find(option), std::string::npos) << option << " missing from --help:\n" << run.out;
 }
 
@@ -38,10 +43,32 @@ TEST_P(EveryLab, ExplainTeaches) {
   EXPECT_GT(count_lines(run.out), 5u);
 }
 
+TEST_P(EveryLab, AnswersVersionAndExplainsInJson) {
+  RunResult version = run_lab(GetParam(), {"--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_TRUE(version.out.starts_with("oslab-" + GetParam() + " (oslab) ")) << version.out;
+  RunResult explain = run_lab(GetParam(), {"--explain", "--json"});
+  EXPECT_EQ(explain.exit_code, 0);
+  EXPECT_EQ(explain.json()["lab"], GetParam());
+}
+
 TEST_P(EveryLab, BadInputIsOneLineAndExitTwo) {
   const std::vector<std::vector<std::string>> bad = {
-      {"--no-such-option"}, {"--iterations", "-1"}, {"--iterations", "many"}, {"--iterations", "99999999999"},
-      {"--seed", "x"},      {"--timeout", "0"},     {"extra-argument"},       {"--quick", "--iterations"},
+      {"--no-such-option"},
+      {"--iterations", "-1"},
+      {"--iterations", "many"},
+      {"--iterations", "99999999999"},
+      {"--iterations", "0"},
+      {"--seed", "x"},
+      {"--seed", "-1"},
+      {"--seed", ""},
+      {"--seed", "99999999999999999999"},
+      {"--timeout", "0"},
+      {"--timeout", "abc"},
+      {"--cpus", ""},
+      {"--cpus", "9999"},
+      {"extra-argument"},
+      {"--quick", "--iterations"},
   };
   for (const auto& args : bad) {
     RunResult run = run_lab(GetParam(), args);
@@ -95,12 +122,17 @@ TEST_P(EveryLab, QuickJsonIsAResultDocument) {
   ASSERT_FALSE(doc["results"].empty());
   for (const auto& result : doc["results"]) expect_sane_result(result);
   ASSERT_FALSE(doc["verdicts"].empty());
+  std::set<std::string> ids;
   for (const auto& verdict : doc["verdicts"]) {
-    EXPECT_TRUE(verdict["holds"].is_boolean());
+    const std::string id = verdict["id"];
+    EXPECT_FALSE(id.empty());
+    EXPECT_TRUE(ids.insert(id).second) << "two verdicts with the id " << id;
+    EXPECT_EQ(verdict["holds"].get<bool>(), verdict["state"] == "holds") << id;
     EXPECT_FALSE(verdict["claim"].get<std::string>().empty());
     EXPECT_FALSE(verdict["evidence"].get<std::string>().empty());
   }
-  EXPECT_TRUE(doc["skipped"].is_array());
+  EXPECT_TRUE(doc["failed"].empty()) << doc["failed"].dump();
+  EXPECT_EQ(schema_errors(doc, oslab_schema()), std::vector<std::string>{});
 }
 
 TEST_P(EveryLab, HumanOutputHasHeaderTableAndVerdicts) {
@@ -112,6 +144,18 @@ TEST_P(EveryLab, HumanOutputHasHeaderTableAndVerdicts) {
   EXPECT_NE(run.out.find("seed "), std::string::npos);
   EXPECT_NE(run.out.find("Verdicts ("), std::string::npos);
   EXPECT_NE(run.out.find("---"), std::string::npos) << "no table";
+}
+
+// An unprivileged user gets a run or a skip with the reason, never a failure.
+TEST_P(EveryLab, RunsOrSkipsAsAnUnprivilegedUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch to an unprivileged user";
+  if (::access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "setpriv (util-linux) is missing";
+  RunResult run = run_command({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               lab_path(GetParam()), "--quick", "--json"});
+  EXPECT_TRUE(run.exit_code == 0 || run.exit_code == 77) << "exit " << run.exit_code << ": " << run.err;
+  if (run.exit_code == 77) {
+    EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  }
 }
 
 TEST_P(EveryLab, LeavesNothingBehind) {
@@ -157,6 +201,32 @@ TEST(LabSet, TheProcessLabsAreBuilt) {
   std::vector<std::string> labs = all_labs();
   for (const char* lab : {"fork", "cow", "clone-flags"})
     EXPECT_NE(std::find(labs.begin(), labs.end(), lab), labs.end()) << lab;
+}
+
+}  // namespace
+}  // namespace oslab::test
+
+namespace oslab::test {
+namespace {
+
+// The checker must be able to fail, or the schema test proves nothing.
+TEST(SchemaCheck, CatchesWhatTheSchemaForbids) {
+  const nlohmann::json schema = nlohmann::json::parse(R"({
+    "type": "object", "required": ["a"],
+    "properties": {"a": {"type": "integer", "minimum": 1}, "b": {"enum": ["x", "y"]},
+                   "c": {"type": "array", "items": {"$ref": "#/$defs/s"}, "minItems": 1}},
+    "$defs": {"s": {"type": "string"}}})");
+  EXPECT_TRUE(schema_errors(nlohmann::json::parse(R"({"a": 3, "b": "x", "c": ["s"]})"), schema).empty());
+  EXPECT_EQ(schema_errors(nlohmann::json::parse(R"({"b": "z", "c": [1]})"), schema),
+            (std::vector<std::string>{"/: missing a", "/b: \"z\" is not one of [\"x\",\"y\"]",
+                                      "/c/0: expected \"string\", got number"}));
+  EXPECT_EQ(schema_errors(nlohmann::json::parse(R"({"a": 0, "c": []})"), schema),
+            (std::vector<std::string>{"/a: 0 is below the minimum 1", "/c: 0 items, fewer than 1"}));
+  EXPECT_THROW(schema_errors(1, nlohmann::json::parse(R"({"pattern": "x"})")), std::invalid_argument);
+}
+
+TEST(SchemaCheck, TheSchemaFileIsValidJson) {
+  EXPECT_EQ(oslab_schema()["properties"]["schema"]["const"], "oslab/1");
 }
 
 }  // namespace

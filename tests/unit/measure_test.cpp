@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "oslab/clock.hpp"
+#include "oslab/contention.hpp"
 #include "oslab/handles.hpp"
 #include "oslab/lab.hpp"
 #include "oslab/machine.hpp"
@@ -88,6 +89,61 @@ TEST(Measure, DividesBatchesAndCountsFaultsPerOperation) {
   EXPECT_EQ(m.children_per_op.minor_faults, 0);
 }
 
+TEST(Measure, TakesSamplesInBlocks) {
+  SamplingPlan plan;
+  plan.warmup = 0;
+  plan.min_samples = plan.max_samples = 25;
+  plan.block_samples = 10;
+  plan.budget = std::chrono::milliseconds(0);
+  Measurement m = measure(plan, [](int64_t) {});
+  EXPECT_EQ(m.blocks, (std::vector<size_t>{10, 10, 5}));
+  EXPECT_EQ(m.samples_ns.size(), 25u);
+}
+
+// Cases take their blocks in rotation, each round starting one case later, so that a slow
+// spell of the machine falls on every case alike.
+TEST(Interleaver, RotatesCasesBlockByBlock) {
+  SamplingPlan plan;
+  plan.warmup = 0;
+  plan.min_samples = plan.max_samples = 6;
+  plan.block_samples = 2;
+  plan.budget = std::chrono::milliseconds(0);
+  Interleaver interleaver(plan, 3);
+  std::vector<size_t> order;
+  interleaver.run([&](size_t c, int samples, Measurement& into) {
+    order.push_back(c);
+    into.add_block(std::vector<double>(static_cast<size_t>(samples), 1.0), {}, {});
+  });
+  EXPECT_EQ(order, (std::vector<size_t>{0, 1, 2, 1, 2, 0, 2, 0, 1}));
+  for (auto& m : interleaver.measurements()) EXPECT_EQ(m.blocks, (std::vector<size_t>{2, 2, 2}));
+}
+
+TEST(Interleaver, ABudgetStopsEveryCaseAtItsMinimum) {
+  SamplingPlan plan;
+  plan.warmup = 1;
+  plan.min_samples = 3;
+  plan.max_samples = 1000;
+  plan.block_samples = 2;
+  plan.budget = std::chrono::milliseconds(5);
+  std::function<void(int64_t)> ops[] = {[](int64_t) { ::usleep(2000); }, [](int64_t) {}};
+  std::vector<Measurement> m = measure_interleaved(plan, ops);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_GE(m[0].samples_ns.size(), 3u);
+  EXPECT_LT(m[0].samples_ns.size(), 30u);
+  EXPECT_GE(m[1].samples_ns.size(), 3u);
+}
+
+TEST(Measurement, AddBlockAccumulatesCountersPerOperation) {
+  Measurement m;
+  m.add_block(std::vector<double>{1, 2}, Counters{4, 0, 2, 0}, Counters{10, 0, 0, 0});
+  m.add_block(std::vector<double>{3, 4}, Counters{0, 0, 2, 0}, Counters{6, 0, 0, 0});
+  EXPECT_EQ(m.operations, 4);
+  EXPECT_DOUBLE_EQ(m.self_per_op.minor_faults, 1);
+  EXPECT_DOUBLE_EQ(m.self_per_op.voluntary_switches, 1);
+  EXPECT_DOUBLE_EQ(m.children_per_op.minor_faults, 4);
+  EXPECT_EQ(m.blocks, (std::vector<size_t>{2, 2}));
+}
+
 TEST(Counters, Arithmetic) {
   Counters a{10, 1, 4, 2}, b{4, 1, 2, 0};
   Counters d = (a - b).per(2);
@@ -123,9 +179,11 @@ TEST(Contention, IdleAndShortRunsAreNotBusy) {
   // Tick-sampled /proc/stat can read below our own precise time: never negative.
   CpuUse below{.busy_s = 101, .kernel_threads_s = 0, .steal_s = 0, .ours_s = 12, .wall_s = 1002};
   EXPECT_EQ(contention_between(before, below).other_cpus, 0);
-  // Under half a second says nothing.
-  CpuUse short_run{.busy_s = 101, .kernel_threads_s = 0, .steal_s = 0, .ours_s = 10, .wall_s = 1000.2};
-  EXPECT_FALSE(contention_between(before, short_run).busy());
+  // A short run needs several ticks of other work, not one tick's rounding.
+  CpuUse one_tick{.busy_s = 100.01, .kernel_threads_s = 0, .steal_s = 0, .ours_s = 10, .wall_s = 1000.02};
+  EXPECT_FALSE(contention_between(before, one_tick).busy());
+  CpuUse short_busy{.busy_s = 100.15, .kernel_threads_s = 0, .steal_s = 0, .ours_s = 10, .wall_s = 1000.2};
+  EXPECT_TRUE(contention_between(before, short_busy).busy()) << "0.15 s of other work in 0.2 s";
 }
 
 }  // namespace

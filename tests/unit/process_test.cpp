@@ -210,8 +210,67 @@ TEST(Cleanup, WatchdogEndsAStuckRun) {
   EXPECT_EQ(status.code, 1);
 }
 
-TEST(HelperPath, SkipsWhenTheHelperIsMissing) {
-  EXPECT_THROW(helper_path("oslab-no-such-helper"), SkipError);
+// A missing helper is a broken installation (exit 1), not a feature the machine lacks (77).
+TEST(HelperPath, AMissingHelperIsAFailureNotASkip) {
+  try {
+    helper_path("oslab-no-such-helper");
+    FAIL();
+  } catch (const SkipError&) {
+    FAIL() << "a skip";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("oslab-no-such-helper"), std::string::npos);
+  }
+}
+
+// PR_SET_PDEATHSIG fires when the forking *thread* ends; the child must live on while the
+// process does.
+TEST(Child, OutlivesTheThreadThatForkedIt) {
+  pid_t pid = 0;
+  Child child;
+  std::thread([&] {
+    child = Child::fork([] {
+      ::pause();
+      return 0;
+    });
+    pid = child.pid();
+  }).join();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(alive(pid)) << "the child died with the thread that forked it";
+  child.kill();
+  EXPECT_FALSE(alive(pid));
+}
+
+// The watchdog is a thread: it leaves SIGALRM and alarm() to the labs.
+TEST(Cleanup, TheWatchdogUsesNoSignal) {
+  Child tester = Child::fork([] {
+    cleanup::install(std::chrono::seconds(30));
+    struct sigaction current {};
+    ::sigaction(SIGALRM, nullptr, &current);
+    if (current.sa_handler != SIG_DFL) return 10;
+    if (::alarm(0) != 0) return 11;  // no alarm pending
+    return 0;
+  });
+  EXPECT_EQ(tester.wait(10s).code, 0);
+}
+
+// Objects tracked and untracked from many threads at once: every slot is claimed once.
+TEST(Cleanup, TrackingObjectsIsRaceFree) {
+  Child tester = Child::fork([] {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+      threads.emplace_back([t] {
+        for (int i = 0; i < 2000; ++i) {
+          cleanup::track_object(cleanup::Kind::sysv_shm, nullptr, t * 100000 + i);
+          cleanup::untrack_object(cleanup::Kind::sysv_shm, nullptr, t * 100000 + i);
+        }
+      });
+    for (auto& thread : threads) thread.join();
+    // Every slot is free again: 64 new objects fit, and removing them (ids that do not exist) is harmless.
+    for (int i = 0; i < 64; ++i) cleanup::track_object(cleanup::Kind::sysv_shm, nullptr, -2 - i);
+    cleanup::run_now();
+    return 0;
+  });
+  EXPECT_EQ(tester.wait(30s).code, 0);
 }
 
 }  // namespace

@@ -67,6 +67,22 @@ class Mapping {
   size_t size_ = 0;
 };
 
+// A stack for a clone() child or a user-level thread: a mapping with a PROT_NONE guard page
+// below it, so that an overflow is a SIGSEGV on the guard rather than silent corruption of
+// whatever lies below. Stacks grow down: the child starts at top().
+class Stack {
+ public:
+  Stack() = default;
+  // `bytes` usable bytes (rounded up to whole pages) above one guard page.
+  static Stack create(size_t bytes);
+  std::byte* top() const noexcept { return mapping_.data() + mapping_.size(); }
+  std::byte* guard() const noexcept { return mapping_.data(); }
+  size_t usable_bytes() const noexcept;
+
+ private:
+  Mapping mapping_;
+};
+
 // Writes to every page of the region so that it is backed by real memory.
 void touch_pages(std::span<std::byte> region) noexcept;
 

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,7 +18,7 @@ struct Feature {
 struct Machine {
   std::string cpu_model;
   int logical_cpus = 0;
-  std::string allowed_cpus;    // this process's affinity, e.g. "0-1"
+  std::string allowed_cpus;    // this process's affinity when described, e.g. "0-1"
   std::string kernel;          // uname -r
   std::string kernel_version;  // uname -v
   std::string clocksource;
@@ -25,7 +26,11 @@ struct Machine {
   std::string thp_mode;        // transparent huge pages: always, madvise or never
   double memory_total_mib = 0;
   double memory_available_mib = 0;
-  double null_syscall_ns = 0;  // median cost of getppid() through syscall(2)
+  // Median cost of getppid() through syscall(2), pinned to one CPU, over blocks; and how
+  // far the blocks' figures spread (max - min over the median).
+  double null_syscall_ns = 0;
+  double null_syscall_spread = 0;
+  int null_syscall_cpu = -1;
   double timer_overhead_ns = 0;
   double timer_resolution_ns = 0;
   std::map<std::string, std::string> mitigations;  // /sys/devices/system/cpu/vulnerabilities
@@ -33,10 +38,18 @@ struct Machine {
 
   bool is_virtual() const { return virtualization != "none"; }
   bool has(const std::string& feature) const;
+  // Mitigations active here that add work to every kernel entry or exit (page-table
+  // isolation, buffer clearing, IBRS, return stuffing), as "meltdown: PTI", ...
+  std::vector<std::string> entry_mitigations() const;
+  // One sentence on what a null system call costs here and what is known to add to it,
+  // derived from what was measured and read, never a fixed story.
+  std::string syscall_note() const;
   nlohmann::json to_json() const;
 };
 
-// Reads and probes the machine once (about 20 ms: it times a null system call).
+// Reads and probes the machine once. The null system call is timed on the first CPU this
+// thread may run on (pinned for the ~20 ms it takes), so describe the machine after --cpus
+// has been applied.
 const Machine& machine();
 
 // Individual readers, also used by the labs.
@@ -49,26 +62,7 @@ double meminfo_mib(const std::string& field);          // MemAvailable etc., 0 w
 // swap, more would end in the OOM killer rather than in a measurement.
 void require_memory_mib(double needed_mib, const std::string& what);
 
-// What the CPUs did, from /proc/stat (all CPUs together, in seconds), and how much of it was
-// this process and its reaped children (getrusage): the rest was other work.
-// Kernel threads are left out: they do this lab's deferred work too (a kworker frees the
-// page tables of exited children after an RCU grace period).
-struct CpuUse {
-  double busy_s = 0;            // user + nice + system + steal
-  double kernel_threads_s = 0;  // user + system of kernel threads (PF_KTHREAD)
-  double steal_s = 0;           // time the hypervisor ran something else while a CPU of ours wanted to run
-  double ours_s = 0;            // user + system time of this process and its reaped children
-  double wall_s = 0;            // CLOCK_MONOTONIC
-  static CpuUse now();
-};
-
-// Over an interval: the CPUs' worth of other work, and of steal, on average.
-struct Contention {
-  double other_cpus = 0;
-  double steal_cpus = 0;
-  double wall_s = 0;
-  bool busy() const { return wall_s >= 0.5 && (other_cpus > 0.25 || steal_cpus > 0.1); }
-};
-Contention contention_between(const CpuUse& before, const CpuUse& after);
+// The feature probes of Machine::features (probes.cpp).
+std::map<std::string, Feature> probe_features(const std::string& thp);
 
 }  // namespace oslab

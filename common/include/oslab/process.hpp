@@ -1,5 +1,4 @@
-// Child processes that are always reaped, waits that always have a deadline, and the
-// clean-up that runs on SIGINT, SIGTERM and the lab's watchdog.
+// Child processes that are always reaped and waits that always have a deadline.
 #pragma once
 
 #include <sys/types.h>
@@ -8,6 +7,10 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+
+#include "oslab/cleanup.hpp"
 
 namespace oslab {
 
@@ -33,13 +36,20 @@ ExitStatus kill_and_reap(pid_t pid);
 // Waits with a deadline; on timeout kills the child's group, reaps it, and throws.
 ExitStatus wait_or_kill(pid_t pid, std::chrono::milliseconds timeout, std::string_view what);
 
-// A forked child that leads its own process group, dies with its parent
-// (PR_SET_PDEATHSIG), and is killed and reaped if still running when this object dies.
+// The one wait for a child that must succeed: waits with a deadline (killing it at the
+// deadline) and throws, naming `what`, unless it exited with 0.
+void wait_success(pid_t pid, std::chrono::milliseconds timeout, std::string_view what);
+
+// A forked child that leads its own process group, dies when this process dies (not merely
+// the thread that forked it), and is killed and reaped if still running when this object dies.
 class Child {
  public:
-  // Flushes stdio, forks, and runs `body` in the child, which _exits with its result.
-  // The body runs after fork: only async-signal-safe calls there when the parent has threads.
+  // Flushes stdio, forks, and runs `body` in the child, which _exits with its result (an
+  // exception ends it with 1 and a message). The body runs after fork: only
+  // async-signal-safe calls there when the parent has threads. In the child, SIGRTMAX is the
+  // parent-death signal until the body changes it.
   static Child fork(const std::function<int()>& body);
+  Child() = default;  // no child yet
 
   Child(Child&& other) noexcept;
   Child& operator=(Child&& other) noexcept;
@@ -50,7 +60,11 @@ class Child {
   pid_t pid() const noexcept { return pid_; }
   // Waits at most `timeout`; on timeout kills the group and throws std::runtime_error.
   ExitStatus wait(std::chrono::milliseconds timeout);
+  // The same, and throws unless the child exited with 0.
+  void wait_success(std::chrono::milliseconds timeout, std::string_view what);
   void kill() noexcept;
+  // Forgets the child without killing it (it has been reaped elsewhere); returns its pid.
+  pid_t release() noexcept { return std::exchange(pid_, -1); }
 
  private:
   explicit Child(pid_t pid) : pid_(pid) {}
@@ -58,30 +72,12 @@ class Child {
 };
 
 // The path of a helper program installed beside the labs: the labs are in <root>/bin, the
-// helpers in <root>/libexec, and <root> is found through /proc/self/exe, never through the
-// working directory. Throws SkipError if the helper is not there.
+// helpers in <root>/libexec/oslab (or <root>/libexec in a build tree), and <root> is found
+// through /proc/self/exe, never through the working directory. A missing helper is a broken
+// installation: throws std::runtime_error (exit 1), not a skip.
 std::string helper_path(std::string_view name);
 
 // Flushes stdout and stderr so that a child does not print the parent's buffer again.
 void flush_stdio() noexcept;
 
-namespace cleanup {
-
-// Installs handlers: SIGINT and SIGTERM clean up and end the process with that signal;
-// after `watchdog` (0 = none) SIGALRM cleans up and exits 1 with a message.
-void install(std::chrono::seconds watchdog);
-
-// Children (their process groups) to SIGKILL on clean-up. Async-signal-safe, bounded table.
-void track_child(pid_t pid) noexcept;
-void untrack_child(pid_t pid) noexcept;
-
-enum class Kind { posix_shm, posix_mq, posix_sem, sysv_shm, sysv_sem, sysv_msg };
-// IPC objects to remove on clean-up; `name` for POSIX objects, `id` for System V ones.
-void track_object(Kind kind, const char* name, int id = -1) noexcept;
-void untrack_object(Kind kind, const char* name, int id = -1) noexcept;
-
-// Kills tracked children and removes tracked objects. Async-signal-safe.
-void run_now() noexcept;
-
-}  // namespace cleanup
 }  // namespace oslab
