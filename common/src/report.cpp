@@ -315,7 +315,7 @@ void Report::print_human(std::ostream& out) const {
   if (show_results_table && !results_.empty()) {
     Table table{
         "Results (time per operation; counters per operation)",
-        {"what", "params", "n", "p50", "p90", "p99", "min", "max", "p50 95% CI", "minflt", "vol.sw", "invol.sw"},
+        {"result", "params", "n", "p50", "p90", "p99", "min", "max", "p50 95% CI", "minflt", "vol.sw", "invol.sw"},
         {},
         "",
         2};

@@ -97,6 +97,7 @@ int open_tracepoint(long id, std::string& why) {
 
 void count_name(SyscallCounts& counts, long number) {
   ++counts.by_name[syscall_name(number)];
+  ++counts.by_number[number];
 }
 
 }  // namespace
@@ -197,7 +198,10 @@ SyscallCounts SyscallCounter::stop() {
 
   const std::string disable_call = "ioctl";
   if (value > 0) --value;
-  if (counts.of(disable_call) > 0 && --counts.by_name[disable_call] == 0) counts.by_name.erase(disable_call);
+  if (counts.of(disable_call) > 0) {
+    if (--counts.by_name[disable_call] == 0) counts.by_name.erase(disable_call);
+    if (--counts.by_number[SYS_ioctl] == 0) counts.by_number.erase(SYS_ioctl);
+  }
   counts.total = value;
   return counts;
 }

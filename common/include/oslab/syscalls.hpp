@@ -24,6 +24,7 @@ struct SyscallCounts {
   std::string method;  // "perf raw_syscalls:sys_enter" or "ptrace"
   uint64_t total = 0;  // exact
   std::map<std::string, uint64_t> by_name;
+  std::map<long, uint64_t> by_number;  // the same, by system call number
   uint64_t lost = 0;  // calls the per-name breakdown missed (perf's ring buffer was full); total stays exact
   uint64_t of(std::string_view name) const;
   std::string describe() const;  // "4 calls: read 2, write 2 (perf raw_syscalls:sys_enter)"
