@@ -49,11 +49,11 @@ void on_fatal_signal(int signo) {
   const int saved_errno = errno;
   run_now();
   errno = saved_errno;
-  ::signal(signo, SIG_DFL);
-  ::raise(signo);
+  (void)::signal(signo, SIG_DFL);
+  (void)::raise(signo);
 }
 
-void watchdog_thread(std::chrono::seconds after, std::string message) {
+void watchdog_thread(std::chrono::seconds after, const std::string& message) {
   ::pthread_setname_np(::pthread_self(), "oslab-watchdog");
   timespec deadline{};
   ::clock_gettime(CLOCK_MONOTONIC, &deadline);

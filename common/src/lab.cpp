@@ -141,8 +141,8 @@ Lab::Lab(LabInfo info) : info_(std::move(info)), app_(info_.purpose, "oslab-" + 
                                            : "CPUs the placements choose from, e.g. 0-3 (default: those it inherited)");
   if (!info_.placements.empty()) {
     std::vector<std::string> all, defaults;
-    for (Placement p : info_.placements) all.push_back(to_string(p));
-    for (Placement p : info_.default_placements) defaults.push_back(to_string(p));
+    for (Placement p : info_.placements) all.emplace_back(to_string(p));
+    for (Placement p : info_.default_placements) defaults.emplace_back(to_string(p));
     app_.add_option("--placement", placement_text_,
                     fmt::format("Where the parties run: {} (default: {})", join(all), join(defaults)));
   }
@@ -160,7 +160,7 @@ void Lab::add(std::unique_ptr<Option> option) {
 }
 
 const std::vector<long>& Lab::list_option(const std::string& flags, const std::string& help,
-                                          Defaults<std::vector<long>> defaults, long min, long max) {
+                                          const Defaults<std::vector<long>>& defaults, long min, long max) {
   auto option = std::make_unique<Option>();
   option->long_flag = long_flag_of(flags);
   app_.add_option(flags, option->text, help + defaults_text(join(defaults.full), join(defaults.quick)));
@@ -174,8 +174,8 @@ const std::vector<long>& Lab::list_option(const std::string& flags, const std::s
 }
 
 const std::vector<std::string>& Lab::choice_option(const std::string& flags, const std::string& help,
-                                                   std::vector<std::string> known,
-                                                   Defaults<std::vector<std::string>> defaults) {
+                                                   const std::vector<std::string>& known,
+                                                   const Defaults<std::vector<std::string>>& defaults) {
   auto option = std::make_unique<Option>();
   option->long_flag = long_flag_of(flags);
   app_.add_option(flags, option->text,
@@ -328,7 +328,7 @@ void Lab::record_params(Report& report) const {
   report.params["cpus_given"] = options_.cpus_given;
   if (!info_.placements.empty()) {
     std::vector<std::string> names;
-    for (Placement p : options_.placements) names.push_back(to_string(p));
+    for (Placement p : options_.placements) names.emplace_back(to_string(p));
     report.params["placements"] = names;
   }
   if (info_.threads_switch) report.params["threads"] = options_.threads;
@@ -360,7 +360,7 @@ void print_header(const LabInfo& info, const StandardOptions& options, const Mac
              options.seed_given ? "" : fmt::format(" (drawn; repeat with --seed {})", options.seed),
              options.quick ? ", --quick" : "", placements.empty() ? "" : ", placements " + placements,
              info.threads_switch ? (options.threads ? ", parties are threads" : ", parties are processes") : "");
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
 }
 
 void print_explain(const LabInfo& info, bool json) {

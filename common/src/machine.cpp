@@ -75,7 +75,7 @@ bool Machine::has(const std::string& feature) const {
 
 std::vector<std::string> Machine::entry_mitigations() const {
   // The vulnerability files' wording for mitigations that run code on every kernel entry or exit.
-  static const char* const kEntryCosts[] = {
+  static constexpr const char* kEntryCosts[] = {
       "PTI", "Clear CPU buffers", "IBRS", "Stuffing", "Untrained return thunk", "Clear Register File", "Clear BHB"};
   std::vector<std::string> found;
   for (const auto& [name, text] : mitigations) {

@@ -116,8 +116,8 @@ std::string helper_path(std::string_view name) {
 }
 
 void flush_stdio() noexcept {
-  std::fflush(stdout);
-  std::fflush(stderr);
+  (void)std::fflush(stdout);
+  (void)std::fflush(stderr);
 }
 
 namespace {

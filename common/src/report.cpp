@@ -29,7 +29,7 @@ std::string iso8601_now() {
   tm utc{};
   ::gmtime_r(&ts.tv_sec, &utc);
   char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  (void)std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
   return text;
 }
 
@@ -302,7 +302,9 @@ nlohmann::json Report::to_json() const {
 
 nlohmann::json Report::varying_params(const nlohmann::json& of) const {
   nlohmann::json shown = nlohmann::json::object();
-  for (const auto& [key, value] : of.items()) {
+  for (const auto& item : of.items()) {
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     const bool varies = std::any_of(results_.begin(), results_.end(), [&](const Result& other) {
       return !other.params.contains(key) || other.params[key] != value;
     });

@@ -217,7 +217,7 @@ SyscallCounts count_under_ptrace(const std::function<void()>& body) {
   const pid_t pid = check_errno("fork", ::fork());
   if (pid == 0) {
     if (::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) == -1) child_fail("ptrace(PTRACE_TRACEME)", errno);
-    ::raise(SIGSTOP);
+    (void)::raise(SIGSTOP);
     ::syscall(kMarker);
     try {
       body();

@@ -335,7 +335,7 @@ struct Experiment {
     std::vector<ChildArgs> args(kVariants.size(), ChildArgs{probe.get(), false});
     std::vector<std::function<void(int64_t)>> ops;
     for (size_t v = 0; v < kVariants.size(); ++v)
-      ops.push_back([&, v](int64_t batch) {
+      ops.emplace_back([&, v](int64_t batch) {
         for (int64_t i = 0; i < batch; ++i) run_child(kVariants[v], args[v], stack);
       });
     const std::vector<oslab::Measurement> measured = oslab::measure_interleaved(lab.plan(), ops);

@@ -186,7 +186,7 @@ class Driver {
     from_driver_ = std::move(replies.read_end);
   }
   ~Driver() {
-    request quit{OP_QUIT, 0, 0, 0, 0};
+    ForkRequest quit{OP_QUIT, 0, 0, 0, 0};
     if (::write(to_driver_.get(), &quit, sizeof quit) == sizeof quit) {
       try {
         child_.wait(std::chrono::seconds(10));
@@ -201,13 +201,13 @@ class Driver {
   // Touches `mib` MiB; returns the driver's resident MiB and mapping count.
   std::pair<double, int> touch(long mib, bool huge_pages) {
     send({OP_TOUCH, 0, 0, huge_pages ? 1 : 0, mib});
-    reply answer = receive();
+    ForkReply answer = receive();
     return {answer.resident_mib, answer.mappings};
   }
   // Runs `count` operations of `method` and adds them as one block.
   void block(int method, int count, oslab::Measurement& into) {
     send({OP_BLOCK, method, count, 0, 0});
-    reply answer = receive();
+    ForkReply answer = receive();
     std::vector<double> samples(static_cast<size_t>(answer.count));
     read_exactly(samples.data(), samples.size() * sizeof(double));
     auto counters = [](const double(&c)[4]) { return oslab::Counters{c[0], c[1], c[2], c[3]}; };
@@ -215,12 +215,12 @@ class Driver {
   }
 
  private:
-  void send(const request& r) {
+  void send(const ForkRequest& r) {
     if (::write(to_driver_.get(), &r, sizeof r) != static_cast<ssize_t>(sizeof r))
       throw oslab::SysError("write to oslab-fork-driver", errno);
   }
-  reply receive() {
-    reply answer{};
+  ForkReply receive() {
+    ForkReply answer{};
     read_exactly(&answer, sizeof answer);
     if (answer.status != 0) throw std::runtime_error(fmt::format("oslab-fork-driver: {}", answer.message));
     return answer;
@@ -451,7 +451,7 @@ struct Experiment {
       std::vector<oslab::VerdictState> states{oslab::decide(growth, oslab::Compare::above, 2.0)};
       std::string others;
       std::vector<std::string> sharing{"vfork"};
-      if (has("clone-vm")) sharing.push_back("clone-vm");
+      if (has("clone-vm")) sharing.emplace_back("clone-vm");
       for (const auto& key : sharing) {
         const oslab::Estimate extra = oslab::difference_of(result(key, largest), result(key, smallest));
         const oslab::Estimate share{extra.value / fork_extra.value, extra.low / std::max(fork_extra.high, 1.0),
@@ -560,7 +560,7 @@ int main(int argc, char** argv) {
   const auto& parents = lab.choice_option("--parents", "Which process creates the tasks", {"lean", "lab"},
                                           {.full = {"lean", "lab"}, .quick = {"lean"}});
   const bool& huge_pages = lab.flag("--huge-pages", "Let the parent's memory use transparent huge pages");
-  lab.sampling({.samples = {.full = 200, .quick = 30}, .budget_s = {.full = 0.3, .quick = 0.04}, .warmup = 2});
+  lab.sampling({.samples = {.full = 200, .quick = 30}, .budget_s = {.full = 0.2, .quick = 0.04}, .warmup = 2});
 
   std::optional<Experiment> experiment;
   auto prepare = [&](oslab::Report&) {

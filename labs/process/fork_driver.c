@@ -8,7 +8,7 @@
  * errors travel back over the pipe.
  *
  * Protocol (host byte order; both ends are on this machine):
- *   request  struct request                    -> reply  struct reply [+ samples]
+ *   request  struct ForkRequest                    -> reply  struct ForkReply [+ samples]
  *   OP_TOUCH   arg = MiB, flag = huge pages    -> reply.status, reply.resident_mib, reply.mappings
  *   OP_BLOCK   method, count                   -> reply.status, reply.count, counters, then count doubles (ns)
  *   OP_QUIT                                    -> exits 0
@@ -181,7 +181,7 @@ static double resident_mib(void) {
   return (double)resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
 }
 
-static void touch(struct reply* reply, int64_t mib, int huge_pages) {
+static void touch(struct ForkReply* reply, int64_t mib, int huge_pages) {
   if (mib > 0) {
     size_t bytes = (size_t)mib << 20;
     char* memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -202,7 +202,7 @@ static void touch(struct reply* reply, int64_t mib, int huge_pages) {
   reply->mappings = count_mappings();
 }
 
-static void block(struct reply* reply, int method, int count) {
+static void block(struct ForkReply* reply, int method, int count) {
   double before_self[4], before_children[4], after_self[4], after_children[4];
   if (count < 0 || count > FORK_DRIVER_MAX_SAMPLES) {
     reply->status = EINVAL;
@@ -238,10 +238,10 @@ int main(int argc, char** argv) {
   g_targets[1] = argv[2];
   signal(SIGPIPE, SIG_IGN);
   for (;;) {
-    struct request request;
+    struct ForkRequest request;
     if (read_all(&request, sizeof request) != 0) return 0; /* the lab went away */
     if (request.op == OP_QUIT) return 0;
-    struct reply reply;
+    struct ForkReply reply;
     memset(&reply, 0, sizeof reply);
     if (request.op == OP_TOUCH)
       touch(&reply, request.arg, request.flag);

@@ -22,7 +22,7 @@ enum {
   M_PTHREAD,
 };
 
-struct request {
+struct ForkRequest {
   int32_t op;
   int32_t method;
   int32_t count;
@@ -30,7 +30,7 @@ struct request {
   int64_t arg;  /* OP_TOUCH: MiB */
 };
 
-struct reply {
+struct ForkReply {
   int32_t status; /* 0, or an errno value; then `message` says what failed */
   int32_t count;  /* samples that follow (OP_BLOCK) */
   int32_t mappings;

@@ -66,11 +66,11 @@ class Checker {
       const nlohmann::json properties = schema.value("properties", nlohmann::json::object());
       for (const auto& [key, member] : value.items()) {
         if (properties.contains(key))
-          check(member, properties[key], path + "/" + key);
+          check(member, properties[key], path + "/" += key);
         else if (schema.contains("additionalProperties")) {
           const auto& extra = schema["additionalProperties"];
           if (extra.is_boolean() && !extra.get<bool>()) error(path, "unexpected " + key);
-          if (extra.is_object()) check(member, extra, path + "/" + key);
+          if (extra.is_object()) check(member, extra, path + "/" += key);
         }
       }
     }

@@ -120,7 +120,7 @@ TEST(LabRun, BadInputIsOneLineNamingTheOption) {
 }
 
 TEST(LabRun, OptionsTakeTheirQuickOrFullDefaults) {
-  auto sizes_of = [](std::vector<std::string> args) {
+  auto sizes_of = [](const std::vector<std::string>& args) {
     TinyRun run = run_tiny_lab(args, ok_body);
     EXPECT_EQ(run.code, 0) << run.err;
     return nlohmann::json::parse(run.out)["params"];
@@ -143,7 +143,7 @@ TEST(LabRun, HelpShowsBothDefaults) {
 
 TEST(LabRun, IterationsAndBudgetStopAtWhicheverComesFirst) {
   // In the child: the plan is checked there and reported through the exit code instead.
-  auto check = [](std::vector<std::string> args, std::function<bool(const SamplingPlan&)> ok) {
+  auto check = [](const std::vector<std::string>& args, const std::function<bool(const SamplingPlan&)>& ok) {
     return run_tiny_lab(args,
                         [ok](Lab& lab, Report&) {
                           if (!ok(lab.plan())) throw std::runtime_error("wrong plan");
@@ -216,7 +216,7 @@ TEST(LabRun, AnIgnoredSigintStaysIgnored) {
         ::sigaction(SIGINT, nullptr, &current);
         if (current.sa_handler != SIG_IGN) throw std::runtime_error("SIGINT was not left ignored");
       },
-      [] { ::signal(SIGINT, SIG_IGN); });
+      [] { (void)::signal(SIGINT, SIG_IGN); });
   EXPECT_EQ(run.code, 0) << run.err;
 }
 

@@ -119,7 +119,7 @@ INSTANTIATE_TEST_SUITE_P(ThreadsAndProcesses, Harness, ::testing::Bool(),
                          });
 
 TEST(Harness, AProcessSideKilledByASignalIsNamed) {
-  const auto dies = [](Party&) { ::raise(SIGKILL); };
+  const auto dies = [](Party&) { (void)::raise(SIGKILL); };
   const auto waits = [](Party& party) { party.ready(); };
   try {
     run_parties({.threads = false, .deadline = 10s, .grace = 500ms}, {waits, dies});

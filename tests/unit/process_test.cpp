@@ -41,7 +41,7 @@ TEST(ExitStatus, Decodes) {
 
   pid = ::fork();
   if (pid == 0) {
-    ::raise(SIGKILL);
+    (void)::raise(SIGKILL);
     _exit(0);
   }
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);

@@ -91,10 +91,10 @@ class Lab {
   // the command line (the quick default under --quick when the option was not given). Bad
   // values end the run with one line and exit 2, naming the option.
   const std::vector<long>& list_option(const std::string& flags, const std::string& help,
-                                       Defaults<std::vector<long>> defaults, long min, long max);
+                                       const Defaults<std::vector<long>>& defaults, long min, long max);
   const std::vector<std::string>& choice_option(const std::string& flags, const std::string& help,
-                                                std::vector<std::string> known,
-                                                Defaults<std::vector<std::string>> defaults);
+                                                const std::vector<std::string>& known,
+                                                const Defaults<std::vector<std::string>>& defaults);
   const double& number_option(const std::string& flags, const std::string& help, Defaults<double> defaults, double min,
                               double max);
   const long& integer_option(const std::string& flags, const std::string& help, Defaults<long> defaults, long min,
