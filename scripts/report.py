@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """oslab report: run every lab and write, into results/<host>-<date>/, results.json (an array of
-the labs' documents, schema oslab/1, docs/schema/oslab-1.json) and report.md (the machine, a
-summary of the headline figures, every verdict, and a section per lab with its tables).
+the labs' documents, schema oslab/1, docs/schema/oslab-1.json), report.md (the machine, a
+summary of the headline figures, every verdict, and a section per lab with its tables and
+plots), a self-contained report.html, and the plots as PNG and SVG in plots/.
 Labs are found in the bin directory, so a lab added later appears without editing anything.
 
 With --repeat N every lab runs N times, round after round, and the report says how far each
@@ -22,6 +23,8 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from oslab_format import fmt_number, fmt_params, fmt_percent, fmt_value  # noqa: E402
+import oslab_html  # noqa: E402
+import oslab_plots  # noqa: E402
 
 SCHEMA = pathlib.Path(__file__).resolve().parent.parent / "docs" / "schema" / "oslab-1.json"
 # Params that describe what was measured but move a little from run to run.
@@ -203,8 +206,10 @@ def verdict_section(documents):
     return md_table(["lab", "hold", "inconclusive", "do not hold or undecided"], rows)
 
 
-def lab_section(doc):
+def lab_section(doc, plots):
     out = [f"## {doc['lab']}\n", f"`{doc.get('cmdline', '')}`\n"]
+    for plot, png, _ in plots.get(doc["lab"], []):
+        out.append(f"![{plot['title']}](plots/{png.name})\n")
     params = {k: v for k, v in doc.get("params", {}).items()}
     if params:
         out.append("Parameters: " + fmt_params(params) + "\n")
@@ -253,12 +258,14 @@ def write_report(documents, failures, out_dir, host, when, args, seconds, check_
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(documents, indent=1) + "\n")
     first = [d for d in documents if d.get("repeat_index", 0) == 0]
+    plots, plot_note = oslab_plots.draw_all(first, out_dir)
     machine = next((d["machine"] for d in first if "machine" in d), {})
     version = next((d["version"] for d in first if "version" in d), "?")
     md = [f"# oslab report: {host}, {when}{' (--quick)' if args.quick else ''}\n",
           f"oslab {version}; {len(first)} labs; took {seconds:.0f} s. Each figure is the median of its samples "
           "(n in each row), with a 95% interval of that median; compare ratios within one run, not absolute "
-          f"times across machines. Documents checked {check_note}. `results.json` beside this file has every sample.\n",
+          f"times across machines. Documents checked {check_note}. `results.json` beside this file has every sample"
+          f"{'; ' + plot_note if plot_note else ''}.\n",
           "## Machine\n", machine_section(machine) if machine else "(no lab ran)\n",
           "## Summary: the headline figures\n", summary_section(documents)]
     if args.repeat > 1:
@@ -268,8 +275,9 @@ def write_report(documents, failures, out_dir, host, when, args, seconds, check_
         md.append("\n## Labs that failed\n")
         md.append("\n".join(f"- {lab}: {why}" for lab, why in failures) + "\n")
     md.append("")
-    md += [lab_section(doc) for doc in first]
+    md += [lab_section(doc, plots) for doc in first]
     (out_dir / "report.md").write_text("\n".join(md))
+    oslab_html.write(out_dir / "report.md", f"oslab report: {host}, {when}")
     return out_dir / "report.md"
 
 
@@ -335,8 +343,8 @@ def main():
     report = write_report(documents, failures, out_dir, host, f"{now:%Y-%m-%d %H:%M} UTC", args,
                           time.monotonic() - started, check_note)
     sys.stdout.write(report.read_text())
-    print(f"\noslab report: wrote {report} and {out_dir / 'results.json'} in {time.monotonic() - started:.0f} s",
-          file=sys.stderr)
+    print(f"\noslab report: wrote {report}, {report.with_suffix('.html')} and {out_dir / 'results.json'} in "
+          f"{time.monotonic() - started:.0f} s", file=sys.stderr)
     for lab, why in failures:
         print(f"oslab report: {lab} failed: {why}", file=sys.stderr)
     return 1 if failures else 0

@@ -221,6 +221,9 @@ void Report::note(std::string text) {
 void Report::table(Table table) {
   tables_.push_back(std::move(table));
 }
+void Report::plot(Plot plot) {
+  plots_.push_back(std::move(plot));
+}
 
 void Report::machine_was_busy(const Contention& c) {
   const std::string why =
@@ -293,10 +296,24 @@ nlohmann::json Report::to_json() const {
   nlohmann::json tables = nlohmann::json::array();
   for (const auto& t : tables_)
     tables.push_back({{"title", t.title}, {"header", t.header}, {"rows", t.rows}, {"footnote", t.footnote}});
+  nlohmann::json plots = nlohmann::json::array();
+  for (const auto& p : plots_)
+    plots.push_back({{"id", p.id},
+                     {"title", p.title},
+                     {"kind", p.kind},
+                     {"x_param", p.x_param},
+                     {"x_label", p.x_label},
+                     {"y_label", p.y_label},
+                     {"series", p.series},
+                     {"where", p.where},
+                     {"names", p.names},
+                     {"log_x", p.log_x},
+                     {"log_y", p.log_y}});
   return {{"schema", "oslab/1"}, {"version", kVersion},        {"lab", lab_},
           {"cmdline", cmdline_}, {"started", started_},        {"machine", machine().to_json()},
           {"params", params},    {"results", results},         {"verdicts", verdicts},
-          {"tables", tables},    {"skipped", skips(skipped_)}, {"failed", skips(failed_)},
+          {"tables", tables},
+          {"plots", plots},    {"skipped", skips(skipped_)}, {"failed", skips(failed_)},
           {"notes", notes_}};
 }
 

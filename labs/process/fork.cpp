@@ -415,6 +415,40 @@ struct Experiment {
     report.table(parents);
   }
 
+  void plots(oslab::Report& report) const {
+    const nlohmann::json lean_pinned = {{"parent", "lean"},
+                                        {"placement", oslab::to_string(lab.options().placements.front())}};
+    report.plot({.id = "create-vs-memory",
+                 .title = "Creating a task vs the parent's memory (lean parent, " +
+                          std::string(oslab::to_string(lab.options().placements.front())) + ")",
+                 .x_param = "touched_mib",
+                 .x_label = "parent memory touched (MiB)",
+                 .y_label = "median time per operation",
+                 .where = lean_pinned,
+                 .names = {"fork+exit+wait", "vfork+exit+wait", "clone(SIGCHLD)+exit+wait",
+                           "clone(CLONE_VM|CLONE_VFORK)+exit+wait", "pthread_create+join"},
+                 .log_y = true});
+    nlohmann::json exec_where = lean_pinned;
+    exec_where["exec_target"] = options.targets.front();
+    report.plot({.id = "exec-vs-memory",
+                 .title = "Starting a program vs the parent's memory (" + options.targets.front() + " target)",
+                 .x_param = "touched_mib",
+                 .x_label = "parent memory touched (MiB)",
+                 .y_label = "median time per operation",
+                 .where = exec_where,
+                 .names = {"posix_spawn+wait", "fork+exec+wait", "vfork+exec+wait"},
+                 .log_y = true});
+    report.plot({.id = "fork-distribution",
+                 .title = fmt::format("fork+exit+wait at {} MiB: pinned vs unpinned", options.sizes.front()),
+                 .kind = "cdf",
+                 .x_label = "time per operation",
+                 .y_label = "fraction of samples",
+                 .series = "placement",
+                 .where = {{"parent", "lean"}, {"touched_mib", options.sizes.front()}},
+                 .names = {"fork+exit+wait"},
+                 .log_x = true});
+  }
+
   bool has(const std::string& key) const {
     return std::find(options.methods.begin(), options.methods.end(), key) != options.methods.end();
   }
@@ -589,6 +623,7 @@ int main(int argc, char** argv) {
         experiment->measure(report);
         experiment->tables(report);
         experiment->verdicts(report);
+        experiment->plots(report);
         experiment->notes(report);
         report.show_results_table = false;
       },

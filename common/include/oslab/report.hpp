@@ -87,6 +87,19 @@ struct Table {
   size_t label_columns = 1;  // leading columns that are labels (left-aligned); numbers align right
 };
 
+// A plot the report draws from this lab's results (scripts/report.py, with matplotlib).
+struct Plot {
+  std::string id;     // file name within the report: "<lab>-<id>.png" / ".svg"
+  std::string title;
+  std::string kind = "line";  // "line": each result's p50 against a param; "cdf": the distribution of its samples
+  std::string x_param = {};   // line: the param on the x axis ("touched_mib")
+  std::string x_label = {}, y_label = {};
+  std::string series = "name";  // what tells the lines apart: "name" or a param
+  nlohmann::json where = nlohmann::json::object();  // only results whose params include these
+  std::vector<std::string> names = {};               // only results with these names (empty: all)
+  bool log_x = false, log_y = false;
+};
+
 // Prints a table with aligned columns (numbers right-aligned).
 void print_table(std::ostream& out, const Table& table);
 
@@ -130,6 +143,7 @@ class Report {
   void fail(std::string what, std::string why);
   void note(std::string text);
   void table(Table table);
+  void plot(Plot plot);
 
   // Other work ran during the measurement: every measured verdict that was decided becomes
   // inconclusive, saying why, and a note says so.
@@ -163,6 +177,7 @@ class Report {
   std::vector<Skip> failed_;
   std::vector<std::string> notes_;
   std::vector<Table> tables_;
+  std::vector<Plot> plots_;
 };
 
 // The JSON of one result (as in the document's "results" array).
