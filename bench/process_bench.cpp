@@ -3,6 +3,7 @@
 //   build/bench/oslab-bench-process --benchmark_repetitions=5 --benchmark_format=json
 
 #include <pthread.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +12,8 @@
 
 #include "oslab/error.hpp"
 #include "oslab/handles.hpp"
+
+extern char** environ;
 
 namespace {
 
@@ -69,9 +72,23 @@ void BM_PthreadCreateJoin(benchmark::State& state) {
   }
 }
 
+// posix_spawn of /bin/true (glibc builds posix_spawn on clone(CLONE_VM|CLONE_VFORK)).
+void BM_PosixSpawnWait(benchmark::State& state) {
+  char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
+  for (auto _ : state) {
+    pid_t pid = 0;
+    if (::posix_spawn(&pid, argv[0], nullptr, nullptr, argv, environ) != 0) {
+      state.SkipWithError("posix_spawn failed");
+      break;
+    }
+    reap(state, pid);
+  }
+}
+
 }  // namespace
 
 BENCHMARK(BM_ForkExitWait)->Arg(0)->Arg(64)->Arg(256)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_VforkExitWait)->Arg(0)->Arg(64)->Arg(256)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_PthreadCreateJoin)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_PosixSpawnWait)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_MAIN();
