@@ -14,6 +14,7 @@ import unittest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import compare  # noqa: E402
+import peers  # noqa: E402
 from oslab_format import fmt_number, fmt_param, fmt_value  # noqa: E402
 
 BIN = pathlib.Path(os.environ.get("OSLAB_BIN", ROOT / "build" / "bin")).resolve()
@@ -87,6 +88,51 @@ class Compare(unittest.TestCase):
             self.assertEqual(json.loads(run.stdout)[0]["figures"][0]["verdict"], "slower")
             run = subprocess.run([PYTHON, ROOT / "scripts/compare.py", a], capture_output=True, text=True)
             self.assertEqual(run.returncode, 2)
+
+
+FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
+
+
+class PeerParsers(unittest.TestCase):
+    """Each parser on output captured from the real tool (Debian 12's versions)."""
+
+    def read(self, name):
+        return (FIXTURES / name).read_text()
+
+    def test_perf_bench(self):
+        self.assertAlmostEqual(peers.parse_perf_usecs_per_op(self.read("peer-perf-pipe.txt"))["per_op_ns"], 6795.6)
+        self.assertAlmostEqual(peers.parse_perf_usecs_per_op(self.read("peer-perf-pipe-T.txt"))["per_op_ns"], 6146.35)
+        self.assertAlmostEqual(peers.parse_perf_usecs_per_op(self.read("peer-perf-syscall.txt"))["per_op_ns"], 226.335)
+        self.assertAlmostEqual(peers.parse_perf_total(self.read("peer-perf-messaging.txt"))["total_ns"], 0.718e9)
+        with self.assertRaises(ValueError):
+            peers.parse_perf_usecs_per_op("nothing here")
+
+    def test_rt_tests_take_the_first_pair_in_whole_microseconds(self):
+        self.assertEqual(peers.parse_rt_tests(self.read("peer-pmqtest.txt")),
+                         {"min_ns": 1000.0, "avg_ns": 2000.0, "max_ns": 746000.0})
+        self.assertEqual(peers.parse_rt_tests(self.read("peer-svsematest.txt"))["avg_ns"], 2000.0)
+        self.assertEqual(peers.parse_rt_tests(self.read("peer-ptsematest.txt"))["max_ns"], 6000.0)
+        self.assertEqual(peers.parse_rt_tests(self.read("peer-sigwaittest.txt"))["avg_ns"], 24000.0)
+
+    def test_stress_ng_bogo_ops(self):
+        fork = peers.parse_stress_ng(self.read("peer-stressng-fork.txt"), "fork")
+        self.assertAlmostEqual(fork["per_bogo_op_ns"], 1e9 / 914.82)
+        switch = peers.parse_stress_ng(self.read("peer-stressng-switch.txt"), "switch")
+        self.assertAlmostEqual(switch["per_switch_ns"], 4174.63)
+        self.assertAlmostEqual(peers.parse_stress_ng(self.read("peer-stressng-vfork.txt"), "vfork")["per_bogo_op_ns"],
+                               1e9 / 16188.0)
+        with self.assertRaises(ValueError):
+            peers.parse_stress_ng(self.read("peer-stressng-fork.txt"), "vfork")
+
+    def test_hyperfine(self):
+        figures = peers.parse_hyperfine(self.read("peer-hyperfine.json"))
+        self.assertAlmostEqual(figures["median_ns"], 307026.5, places=0)
+
+    def test_every_peer_says_how_its_units_were_matched(self):
+        for peer in peers.peers("/bin/true"):
+            self.assertTrue(peer["units"], peer["id"])
+            self.assertIn(peer["figure"], ("per_op_ns", "total_ns", "avg_ns", "per_switch_ns", "per_bogo_op_ns",
+                                           "median_ns"))
 
 
 class Format(unittest.TestCase):
