@@ -207,6 +207,7 @@ def compare_all(bin_dir, rounds, cpu, only=None, progress=print):
         if only and peer["id"] not in only:
             continue
         peer_values, oslab_values, problems = [], [], []
+        label = None if peer["oslab"] is None else f"oslab-{peer['oslab']['lab']}: {peer['oslab']['name']}"
         for round_index in range(rounds):
             progress(f"oslab peers: {peer['id']} (round {round_index + 1} of {rounds})")
             value, problem = run_peer(peer, cpu)
@@ -222,7 +223,7 @@ def compare_all(bin_dir, rounds, cpu, only=None, progress=print):
                 machine = machine_figure(bin_dir, peer["fallback_machine"])
                 if machine is not None:
                     mine, problem = machine, None
-                    spec = dict(spec, name=f"machine.{peer['fallback_machine']}")
+                    label = f"the labs' machine description: {peer['fallback_machine']}"
             if problem:
                 problems.append(problem)
             else:
@@ -231,8 +232,7 @@ def compare_all(bin_dir, rounds, cpu, only=None, progress=print):
         oslab_value = statistics.median(oslab_values) if oslab_values else None
         ratios = [m / p for m, p in zip(oslab_values, peer_values) if p]
         rows.append({"peer": peer["id"], "what": peer["what"], "peer_ns": peer_value, "oslab_ns": oslab_value,
-                     "oslab_figure": None if peer["oslab"] is None else
-                     f"oslab-{peer['oslab']['lab']}: {peer['oslab']['name']}",
+                     "oslab_figure": label,
                      "ratio": statistics.median(ratios) if ratios else None, "ratios": ratios,
                      "units": peer["units"], "problems": sorted(set(problems)), "pinned_cpu": cpu if peer["pinned"] else None})
     return rows

@@ -9,7 +9,7 @@ With --repeat N every lab runs N times, round after round, and the report says h
 headline median moved between runs: the repeatability of this machine's figures.
 
 Usage: report.py --bin build/bin [--results results] [--out DIR] [--quick] [--labs LIST]
-                 [--repeat N] [--timeout S]
+                 [--repeat N] [--timeout S] [--peers]
 """
 import argparse
 import datetime
@@ -25,6 +25,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from oslab_format import fmt_number, fmt_params, fmt_percent, fmt_value  # noqa: E402
 import oslab_html  # noqa: E402
 import oslab_plots  # noqa: E402
+import peers as peer_tools  # noqa: E402
 
 SCHEMA = pathlib.Path(__file__).resolve().parent.parent / "docs" / "schema" / "oslab-1.json"
 # Params that describe what was measured but move a little from run to run.
@@ -254,7 +255,21 @@ def lab_section(doc, plots):
     return "\n".join(out)
 
 
-def write_report(documents, failures, out_dir, host, when, args, seconds, check_note):
+def peers_section(rows):
+    if not rows:
+        return ""
+    table = []
+    for r in rows:
+        table.append([r["peer"], r["what"], fmt_value(r["peer_ns"]) if r["peer_ns"] is not None else "-",
+                      r["oslab_figure"] or "-", fmt_value(r["oslab_ns"]) if r["oslab_ns"] is not None else "-",
+                      f"{r['ratio']:.2f}" if r["ratio"] is not None else "-",
+                      r["units"] + ("; " + "; ".join(r["problems"]) if r["problems"] else "")])
+    return ("\n## Peers: the same figures by the established tools\n\nRun in this session, alternating with the "
+            "oslab lab that measures the same thing, pinned alike; the ratio is oslab / peer.\n\n" +
+            md_table(["peer", "what", "peer", "oslab figure", "oslab", "oslab/peer", "how the units match"], table))
+
+
+def write_report(documents, failures, out_dir, host, when, args, seconds, check_note, peer_rows=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(documents, indent=1) + "\n")
     first = [d for d in documents if d.get("repeat_index", 0) == 0]
@@ -270,6 +285,7 @@ def write_report(documents, failures, out_dir, host, when, args, seconds, check_
           "## Summary: the headline figures\n", summary_section(documents)]
     if args.repeat > 1:
         md.append(repeat_section(documents, args.repeat))
+    md.append(peers_section(peer_rows or []))
     md += ["\n## Verdicts\n", verdict_section(documents)]
     if failures:
         md.append("\n## Labs that failed\n")
@@ -300,6 +316,7 @@ def main():
     parser.add_argument("--labs", help="only these labs, comma-separated (default: all)")
     parser.add_argument("--repeat", type=positive_int, default=1, help="run every lab N times and report the spread")
     parser.add_argument("--timeout", type=positive_int, default=900, help="seconds allowed to one lab")
+    parser.add_argument("--peers", action="store_true", help="also run the peer tools (scripts/peers.py)")
     args = parser.parse_args()
 
     labs = sorted(p for p in pathlib.Path(args.bin).glob("oslab-*") if os.access(p, os.X_OK))
@@ -338,10 +355,11 @@ def main():
 
     started = time.monotonic()
     documents, failures = run_labs(labs, args.quick, args.timeout, args.repeat, check, progress)
+    peer_rows = peer_tools.compare_all(args.bin, 1, 0, progress=progress) if args.peers else None
     if tty:
         print(file=sys.stderr)
     report = write_report(documents, failures, out_dir, host, f"{now:%Y-%m-%d %H:%M} UTC", args,
-                          time.monotonic() - started, check_note)
+                          time.monotonic() - started, check_note, peer_rows)
     sys.stdout.write(report.read_text())
     print(f"\noslab report: wrote {report}, {report.with_suffix('.html')} and {out_dir / 'results.json'} in "
           f"{time.monotonic() - started:.0f} s", file=sys.stderr)
