@@ -143,6 +143,10 @@ void FutexTokens::attach_side(Party& party) {
   scope_[side] = party.in_thread() ? FutexScope::process_private : FutexScope::shared;
   words_->word[side].store(0);
   last_seen_[side] = 0;
+  // A process's first FUTEX_WAIT on a shared page takes a minor fault (the kernel resolving the
+  // page behind the futex key): taken here, once, not in a timed round trip. The word holds 0,
+  // so this wait returns at once.
+  futex_wait(&words_->word[side], 1, kWaitSlice, scope_[side]);
 }
 
 void FutexTokens::send(int side, uint32_t token) {
