@@ -503,7 +503,7 @@ int main(int argc, char** argv) {
                                            "at least 2)",
                                            {.full = 0, .quick = 0}, 0, 256);
   const long& increments = lab.integer_option("--increments", "Increments per thread and run",
-                                              {.full = 10'000'000, .quick = 1'000'000}, 1, 1'000'000'000);
+                                              {.full = 2'000'000, .quick = 1'000'000}, 1, 1'000'000'000);
   const auto& init = lab.list_option("--init", "Initial x,y,z for the interleavings",
                                      {.full = {0, 0, 0}, .quick = {0, 0, 0}}, -1'000'000, 1'000'000);
   const long& trials = lab.integer_option("--trials", "Real runs of the three statements",
