@@ -403,8 +403,8 @@ struct Experiment {
          "a thread that sleeps is S (interruptible sleep), inside clock_nanosleep", sleeper.load(), 'S',
          "clock_nanosleep"},
         {"waits for a held mutex", "state/blocked-on-lock",
-         "a thread that waits for a mutex is S as well, inside futex: /proc tells sleeping from blocking only by "
-         "the system call",
+         "a thread that waits for a mutex is S as well, inside futex: the state does not tell sleeping from "
+         "waiting for a lock, the system call it sleeps in does",
          blocked.load(), 'S', "futex"},
         {"reads its own state", "state/self", "the thread reading /proc is R", static_cast<pid_t>(::gettid()), 'R', ""},
     };
@@ -439,7 +439,8 @@ struct Experiment {
     table.rows.push_back(
         {"has returned, not yet joined", std::to_string(gone), vanished ? "(gone)" : "still there", ""});
     report.fact("state/exited-thread-gone",
-                "a thread that has ended leaves /proc at once, before it is joined: threads do not become zombies",
+                "a thread (other than the main one) that has ended leaves /proc at once, before it is joined: it "
+                "does not linger as a zombie the way a process does",
                 vanished,
                 fmt::format("tid {} returned; /proc/{}/task/{} {} while it was still unjoined", gone, pid, gone,
                             vanished ? "vanished" : "remained"));

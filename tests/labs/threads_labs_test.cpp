@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "lab_runner.hpp"
@@ -113,7 +114,15 @@ TEST(CtxswitchLab, EveryCaseIsMeasuredAndSaysWhatItIs) {
           EXPECT_NE(rtt["what"].get<std::string>().find("one round trip (two hops)"), std::string::npos);
           EXPECT_GE(rtt["blocks"].size(), 3u) << "samples are taken in blocks";
           const auto switch_only = find_results(doc, "switch only", params);
-          EXPECT_EQ(switch_only.size(), std::string(placement) == "same-cpu" ? 1u : 0u) << params.dump();
+          if (std::string(placement) != "same-cpu") {
+            EXPECT_TRUE(switch_only.empty()) << "a switch-only figure off one CPU: " << params.dump();
+          } else if (switch_only.empty()) {
+            // Not derived when a round trip was faster than the solo one (noise): then said so.
+            const std::string what = fmt::format("switch only: {} between {}, working set {} KiB", method, tasks, ws);
+            bool said = false;
+            for (const auto& skip : doc["skipped"]) said = said || skip["what"] == what;
+            EXPECT_TRUE(said) << "no switch-only figure and no skip for " << params.dump();
+          }
           if (!switch_only.empty()) {
             EXPECT_NE((*switch_only[0])["what"].get<std::string>().find("one hop"), std::string::npos);
             EXPECT_EQ((*switch_only[0])["n"], rtt["n"]) << "every round-trip sample is kept";

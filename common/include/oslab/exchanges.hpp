@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "oslab/futex.hpp"
 #include "oslab/handles.hpp"
