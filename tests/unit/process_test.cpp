@@ -228,9 +228,8 @@ TEST(Child, OutlivesTheThreadThatForkedIt) {
   pid_t pid = 0;
   Child child;
   std::thread([&] {
-    child = Child::fork([] {
-      ::pause();
-      return 0;
+    child = Child::fork([]() -> int {
+      for (;;) ::pause();  // the handler that checks for a new parent interrupts pause()
     });
     pid = child.pid();
   }).join();
