@@ -41,15 +41,15 @@ uint64_t stamp_of(uint64_t sequence, size_t word_index) noexcept {
   return sequence ^ kStampSalt ^ (static_cast<uint64_t>(word_index) << 20);
 }
 
-// Word indices that carry stamps: the first word of every 4 KiB page after the first, and
-// the last whole word (when it is not part of the header).
-std::vector<uint32_t> stamp_words(size_t size) {
-  std::vector<uint32_t> words;
+// Calls f(word index) for each word that carries a stamp: the first word of every 4 KiB page
+// after the first, and the last whole word (when it is not part of the header).
+template <typename F>
+void for_each_stamp(size_t size, F f) {
+  size_t previous = 0;
   for (size_t offset = kMessageStampStride; offset + 8 <= size; offset += kMessageStampStride)
-    words.push_back(static_cast<uint32_t>(offset / 8));
+    f(previous = offset / 8);
   const size_t last = size / 8 - 1;
-  if (last >= 2 && (words.empty() || words.back() != last)) words.push_back(static_cast<uint32_t>(last));
-  return words;
+  if (last >= 2 && last != previous) f(last);
 }
 
 std::unique_ptr<std::byte[]> aligned_storage(size_t size, std::byte*& data) {
@@ -85,7 +85,8 @@ void MessageMaker::fill(uint64_t seed) {
     const uint64_t word = splitmix(state);
     std::memcpy(data_ + offset, &word, std::min<size_t>(8, size_ - offset));
   }
-  stamp_words_ = stamp_words(size_);
+  stamp_words_.clear();
+  for_each_stamp(size_, [&](size_t w) { stamp_words_.push_back(static_cast<uint32_t>(w)); });
   store_word(data_, 0);
   store_word(data_ + 8, 0);
   for (uint32_t w : stamp_words_) store_word(data_ + 8 * size_t{w}, 0);
@@ -132,13 +133,13 @@ uint64_t check_message(std::span<const std::byte> message, size_t expected_size,
   if (fold(sum) != header.checksum)
     throw MessageError(fmt::format("{}: message {} fails its checksum ({:08x}, expected {:08x}): corrupted on the way",
                                    transport, header.sequence, fold(sum), header.checksum));
-  for (uint32_t w : stamp_words(expected_size)) {
-    const uint64_t stamp = load_word(message.data() + 8 * size_t{w});
+  for_each_stamp(expected_size, [&](size_t w) {
+    const uint64_t stamp = load_word(message.data() + 8 * w);
     if (stamp != stamp_of(header.sequence, w))
       throw MessageError(fmt::format("{}: message {} carries bytes {}..{} of another message ({})", transport,
-                                     header.sequence, 8 * size_t{w} / kMessageStampStride * kMessageStampStride,
-                                     8 * size_t{w} + 7, stamp ^ kStampSalt ^ (uint64_t{w} << 20)));
-  }
+                                     header.sequence, 8 * w / kMessageStampStride * kMessageStampStride, 8 * w + 7,
+                                     stamp ^ kStampSalt ^ (uint64_t{w} << 20)));
+  });
   return header.sequence;
 }
 

@@ -366,10 +366,9 @@ SyscallExpectation stream_expectation(size_t bytes, size_t buffer, const std::st
   if (bytes <= 4096)
     return {2, true, fmt::format("one write of {} bytes and one read (it arrives whole: at most 4096 bytes)", bytes)};
   const size_t reads = buffer > 0 ? (bytes + buffer - 1) / buffer : 1;
+  if (reads <= 1) return {2, false, "one write and at least one read: a read returns what has arrived"};
   return {1 + reads, false,
-          buffer > 0 ? fmt::format("one write and at least {} reads: the {} holds {} bytes at a time", reads,
-                                   buffer_name, buffer)
-                     : "one write and at least one read: a read returns what has arrived"};
+          fmt::format("one write and at least {} reads: the {} holds {} bytes at a time", reads, buffer_name, buffer)};
 }
 
 std::unique_ptr<Channel> pipe_channel(size_t bytes) {
