@@ -41,6 +41,7 @@
 #include "oslab/handles.hpp"
 #include "oslab/lab.hpp"
 #include "oslab/message.hpp"
+#include "oslab/syscalls.hpp"
 #include "oslab/transports.hpp"
 
 namespace {
@@ -268,6 +269,13 @@ struct Experiment {
 
   void count_syscalls(oslab::Report& report) {
     verify_placement = has(Placement::two_cpus) ? Placement::two_cpus : options.placements.front();
+    // verify_syscalls counts with perf in each party; a party's SkipError reaches us as a side's
+    // failure, so probe here first.
+    try {
+      oslab::SyscallCounter probe;
+    } catch (const oslab::SkipError& e) {
+      syscall_skip = e.what();
+    }
     for (const auto& key : options.transports) {
       if (!info(key).latency) continue;
       for (size_t bytes : sizes_of(key)) {

@@ -288,5 +288,58 @@ TEST(C2cLab, MeasuresEveryPairBothWays) {
   expect_usage_error("c2c", {"--max-seconds", "0"});
 }
 
+
+// ---- oslab-shm ----------------------------------------------------------------------------
+
+TEST(ShmLab, SharesRemovesAndShowsTheRaceAndItsCure) {
+  const nlohmann::json doc = quick_json("shm");
+  EXPECT_TRUE(doc["failed"].empty()) << doc["failed"].dump();
+  for (const char* id : {"sysv-private-0600", "sysv-fork-shares-attachment", "sysv-shared", "sysv-rmid-while-attached",
+                         "sysv-gone-after-last-detach", "posix-named-0600", "posix-shared", "posix-unlink-while-mapped",
+                         "no-lost-updates-sysv-semop", "no-lost-updates-posix-sem"}) {
+    const nlohmann::json* fact = find_verdict(doc, id);
+    ASSERT_NE(fact, nullptr);
+    EXPECT_EQ((*fact)["state"], "holds") << fact->dump();
+  }
+  // Lost updates are a race: seen (holds), or not this time (inconclusive), never disproved.
+  for (const char* id : {"lost-updates-sysv-none", "lost-updates-posix-none"}) {
+    const nlohmann::json* verdict = find_verdict(doc, id);
+    ASSERT_NE(verdict, nullptr);
+    EXPECT_NE((*verdict)["state"], "does-not-hold") << verdict->dump();
+  }
+  EXPECT_EQ(find_results(doc, "increment", {}).size(), 4u);
+  for (const auto* r : find_results(doc, "increment", {{"lock", "none"}}))
+    EXPECT_LE((*r)["counters"]["lowest_final"].get<double>(), 2 * (*r)["params"]["increments"].get<double>());
+  expect_usage_error("shm", {"--increments", "5"});
+  expect_usage_error("shm", {"--locked-increments", "many"});
+}
+
+// ---- oslab-signals ------------------------------------------------------------------------
+
+TEST(SignalsLab, StandardSignalsCoalesceRealTimeSignalsQueue) {
+  const nlohmann::json doc = quick_json("signals", {"--sends", "500"});
+  EXPECT_TRUE(doc["failed"].empty()) << doc["failed"].dump();
+  for (const char* id :
+       {"sigsegv-kills", "sigsegv-says-where", "sigchld", "sigpipe", "sigalrm", "kill-says-who",
+        "sigqueue-carries-a-value", "raise-is-synchronous", "pthread-kill-to-one-thread",
+        "process-signal-to-unblocking-thread", "standard-signals-coalesce", "realtime-signals-queue",
+        "eintr-without-sa-restart", "sa-restart-restarts", "signalfd-reads-signals"}) {
+    const nlohmann::json* fact = find_verdict(doc, id);
+    ASSERT_NE(fact, nullptr);
+    EXPECT_EQ((*fact)["state"], "holds") << fact->dump();
+  }
+  EXPECT_NE((*find_verdict(doc, "standard-signals-coalesce"))["evidence"].get<std::string>().find(
+                "500 sent while blocked, 1 delivered"),
+            std::string::npos);
+  EXPECT_NE((*find_verdict(doc, "realtime-signals-queue"))["evidence"].get<std::string>().find("500 delivered"),
+            std::string::npos);
+  for (const char* receiver : {"handler", "sigwaitinfo", "signalfd"})
+    EXPECT_EQ(find_results(doc, "delivery", {{"receiver", receiver}}).size(),
+              doc["params"]["placements"].size()) << receiver;
+  EXPECT_NE(find_verdict(doc, "handler-costs-more-than-sigwaitinfo"), nullptr);
+  expect_usage_error("signals", {"--sends", "1"});
+  expect_usage_error("signals", {"--placement", "everywhere"});
+}
+
 }  // namespace
 }  // namespace oslab::test
