@@ -46,8 +46,7 @@ uint64_t stamp_of(uint64_t sequence, size_t word_index) noexcept {
 template <typename F>
 void for_each_stamp(size_t size, F f) {
   size_t previous = 0;
-  for (size_t offset = kMessageStampStride; offset + 8 <= size; offset += kMessageStampStride)
-    f(previous = offset / 8);
+  for (size_t offset = kMessageStampStride; offset + 8 <= size; offset += kMessageStampStride) f(previous = offset / 8);
   const size_t last = size / 8 - 1;
   if (last >= 2 && last != previous) f(last);
 }

@@ -43,8 +43,7 @@ struct Experiment {
     for (size_t i = 0; i < cpus.size(); ++i)
       for (size_t j = i + 1; j < cpus.size(); ++j) {
         const std::vector<int> siblings = oslab::smt_siblings_of(cpus[i]);
-        pairs.push_back(
-            {cpus[i], cpus[j], std::find(siblings.begin(), siblings.end(), cpus[j]) != siblings.end()});
+        pairs.push_back({cpus[i], cpus[j], std::find(siblings.begin(), siblings.end(), cpus[j]) != siblings.end()});
       }
   }
 
@@ -91,15 +90,17 @@ struct Experiment {
   }
 
   void tables(oslab::Report& report) const {
-    oslab::Table table{"One-way time of a cache line between two CPUs (round trip / 2; min, median, p99 of batch means)",
-                       {"CPU a", "CPU b", "SMT siblings"},
-                       {},
-                       "A sample is the mean of a batch of round trips, halved. cas: the line goes to the other core "
-                       "and back. two-lines: each hand-off invalidates the reader's copy of one line, and the reader "
-                       "fetches it again.",
-                       3};
+    oslab::Table table{
+        "One-way time of a cache line between two CPUs (round trip / 2; min, median, p99 of batch means)",
+        {"CPU a", "CPU b", "SMT siblings"},
+        {},
+        "A sample is the mean of a batch of round trips, halved. cas: the line goes to the other core "
+        "and back. two-lines: each hand-off invalidates the reader's copy of one line, and the reader "
+        "fetches it again.",
+        3};
     for (C2cTest test : tests)
-      for (const char* stat : {"min", "p50", "p99"}) table.header.push_back(fmt::format("{} {}", to_string(test), stat));
+      for (const char* stat : {"min", "p50", "p99"})
+        table.header.push_back(fmt::format("{} {}", to_string(test), stat));
     for (const Pair& pair : pairs) {
       std::vector<std::string> row{std::to_string(pair.a), std::to_string(pair.b), pair.smt ? "yes" : "no"};
       for (C2cTest test : tests) {
@@ -115,11 +116,8 @@ struct Experiment {
     if (pairs.size() < 3) return;
     // A matrix of medians for a larger machine (the last test).
     const std::vector<int>& cpus = lab.options().cpus;
-    oslab::Table matrix{fmt::format("Median one-way time, {} (row CPU to column CPU)", to_string(tests.back())),
-                        {"CPU"},
-                        {},
-                        "",
-                        1};
+    oslab::Table matrix{
+        fmt::format("Median one-way time, {} (row CPU to column CPU)", to_string(tests.back())), {"CPU"}, {}, "", 1};
     for (int cpu : cpus) matrix.header.push_back(std::to_string(cpu));
     for (int row_cpu : cpus) {
       std::vector<std::string> row{std::to_string(row_cpu)};
@@ -150,8 +148,7 @@ struct Experiment {
     }
     // A round trip of the line is two one-way times.
     oslab::Summary line_round_trip = line->summary;
-    for (double* value : {&line_round_trip.p50, &line_round_trip.p50_ci_low, &line_round_trip.p50_ci_high})
-      *value *= 2;
+    for (double* value : {&line_round_trip.p50, &line_round_trip.p50_ci_low, &line_round_trip.p50_ci_high}) *value *= 2;
     const oslab::Estimate factor = oslab::ratio_of(pipe->summary, line_round_trip);
     report.verdict("pipe-far-above-cache-line", claim, factor, oslab::Compare::above, 10.0,
                    fmt::format("CPUs {} and {}: pipe round trip {} vs {} round trip {} (2 x {} one way): {:.0f}x",
@@ -191,21 +188,19 @@ int main(int argc, char** argv) {
                  "hand-off between cores cost at least this much? How many line transfers does a message\n"
                  "through a shared-memory ring need (data, index, flag)?",
   });
-  const auto& tests =
-      lab.choice_option("--tests", "Which ping-pongs to run", test_names(), {.full = test_names(), .quick = test_names()});
-  const double& max_seconds =
-      lab.number_option("--max-seconds", "Time for all pairs together, at most (seconds)", {.full = 20, .quick = 2},
-                        0.1, 3600);
+  const auto& tests = lab.choice_option("--tests", "Which ping-pongs to run", test_names(),
+                                        {.full = test_names(), .quick = test_names()});
+  const double& max_seconds = lab.number_option("--max-seconds", "Time for all pairs together, at most (seconds)",
+                                                {.full = 20, .quick = 2}, 0.1, 3600);
   lab.sampling({.samples = {.full = 200, .quick = 30}, .budget_s = {.full = 0.3, .quick = 0.05}, .warmup = 3});
 
   std::optional<Experiment> experiment;
   auto prepare = [&](oslab::Report&) {
     if (lab.options().cpus.size() < 2)
-      throw oslab::SkipError("needs two CPUs: this process may run on " +
-                             std::to_string(lab.options().cpus.size()) + " (see --cpus)");
+      throw oslab::SkipError("needs two CPUs: this process may run on " + std::to_string(lab.options().cpus.size()) +
+                             " (see --cpus)");
     experiment.emplace(Experiment{lab, {}, {}, lab.plan()});
-    for (const auto& name : tests)
-      experiment->tests.push_back(name == "cas" ? C2cTest::cas : C2cTest::two_lines);
+    for (const auto& name : tests) experiment->tests.push_back(name == "cas" ? C2cTest::cas : C2cTest::two_lines);
     experiment->choose_pairs();
     experiment->plan.batch = oslab::ipc::kC2cBatch;
     // Every pair and test shares --max-seconds (and gets at least the minimum of samples).

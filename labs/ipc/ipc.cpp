@@ -179,7 +179,8 @@ class RemoteClient {
       throw std::runtime_error(fmt::format("--connect {}:{}: {}", host, port, ::gai_strerror(rc)));
     std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owned(found, ::freeaddrinfo);
     fd_.reset(oslab::check_errno("socket", ::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, 0)));
-    oslab::check_errno(tcp ? "connect (TCP)" : "connect (UDP)", ::connect(fd_.get(), found->ai_addr, found->ai_addrlen));
+    oslab::check_errno(tcp ? "connect (TCP)" : "connect (UDP)",
+                       ::connect(fd_.get(), found->ai_addr, found->ai_addrlen));
     const int one = 1;
     if (tcp) ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     timeval timeout{2, 0};  // a lost datagram, or a silent server, is an error after 2 s
@@ -298,7 +299,8 @@ struct Experiment {
       }
     }
     if (!syscall_skip.empty())
-      report.skip("system calls per round trip (every transport)", "the kernel's count is not available: " + syscall_skip);
+      report.skip("system calls per round trip (every transport)",
+                  "the kernel's count is not available: " + syscall_skip);
   }
 
   // ---- Latency ----
@@ -330,7 +332,8 @@ struct Experiment {
         bytes, info(key).what, where(placement),
         spin ? fmt::format("; a sample is the mean of {} round trips", kSpinBatch) : "");
     report.add("round trip", params_of(key, bytes, placement), r.round_trips,
-               {.what = what, .counters = counters,
+               {.what = what,
+                .counters = counters,
                 .headline = (key == "pipe" || key == "shm-spin") && bytes == sizes_of(key).front()});
   }
 
@@ -356,8 +359,8 @@ struct Experiment {
     const auto measured = oslab::measure_interleaved(lab.plan(), ops);
     for (size_t i = 0; i < options.sizes.size(); ++i) {
       std::vector<double> rates;
-      for (double ns : measured[i].samples_ns) rates.push_back(static_cast<double>(options.sizes[i]) * 1e3 /
-                                                              (ns / static_cast<double>(repeats[i])));
+      for (double ns : measured[i].samples_ns)
+        rates.push_back(static_cast<double>(options.sizes[i]) * 1e3 / (ns / static_cast<double>(repeats[i])));
       report.add_samples("memcpy", {{"bytes", options.sizes[i]}}, rates,
                          {.what = fmt::format("memcpy of {} bytes between two buffers of this process, repeated "
                                               "{} times per sample (warm caches where they fit): MB/s (10^6 bytes/s)",
@@ -371,7 +374,8 @@ struct Experiment {
     for (Placement placement : options.placements)
       for (const auto& key : options.transports) {
         if (!info(key).no_bandwidth.empty()) {
-          if (placement == options.placements.front()) report.skip(fmt::format("{} bandwidth", key), info(key).no_bandwidth);
+          if (placement == options.placements.front())
+            report.skip(fmt::format("{} bandwidth", key), info(key).no_bandwidth);
           continue;
         }
         for (size_t bytes : options.sizes)
@@ -432,28 +436,26 @@ struct Experiment {
         continue;
       }
       for (size_t bytes : options.sizes)
-        report.run_case(fmt::format("{} to {}:{}, {}", key, options.connect_host, options.connect_port,
-                                    size_label(bytes)),
-                        [&] {
-                          if (key == "udp" && bytes > oslab::message_limit("udp").max_bytes)
-                            throw oslab::SkipError(oslab::message_limit("udp").why);
-                          if (bytes < oslab::kMessageHeaderBytes)
-                            throw oslab::SkipError("a checked message is at least 16 bytes");
-                          RemoteClient client(options.connect_host, options.connect_port, key == "tcp", bytes);
-                          uint64_t sequence = 0;
-                          const oslab::Measurement m = oslab::measure(lab.plan(), [&](int64_t batch) {
-                            for (int64_t i = 0; i < batch; ++i) client.ping(++sequence);
-                          });
-                          report.add("round trip",
-                                     {{"transport", key},
-                                      {"bytes", bytes},
-                                      {"placement", "remote"},
-                                      {"peer", options.connect_host + ":" + options.connect_port}},
-                                     m,
-                                     {.what = fmt::format("one round trip of a {}-byte message each way to oslab-ipc "
-                                                          "--listen on {}, checked by both sides",
-                                                          bytes, options.connect_host)});
-                        });
+        report.run_case(
+            fmt::format("{} to {}:{}, {}", key, options.connect_host, options.connect_port, size_label(bytes)), [&] {
+              if (key == "udp" && bytes > oslab::message_limit("udp").max_bytes)
+                throw oslab::SkipError(oslab::message_limit("udp").why);
+              if (bytes < oslab::kMessageHeaderBytes) throw oslab::SkipError("a checked message is at least 16 bytes");
+              RemoteClient client(options.connect_host, options.connect_port, key == "tcp", bytes);
+              uint64_t sequence = 0;
+              const oslab::Measurement m = oslab::measure(lab.plan(), [&](int64_t batch) {
+                for (int64_t i = 0; i < batch; ++i) client.ping(++sequence);
+              });
+              report.add("round trip",
+                         {{"transport", key},
+                          {"bytes", bytes},
+                          {"placement", "remote"},
+                          {"peer", options.connect_host + ":" + options.connect_port}},
+                         m,
+                         {.what = fmt::format("one round trip of a {}-byte message each way to oslab-ipc "
+                                              "--listen on {}, checked by both sides",
+                                              bytes, options.connect_host)});
+            });
     }
   }
 
@@ -483,18 +485,18 @@ struct Experiment {
       report.table(table);
 
       const size_t smallest = options.sizes.front();
-      oslab::Table detail{fmt::format("Round trip at {} (8 B for eventfd and signal): spread and costs ({})",
-                                      size_label(smallest), where(placement)),
-                          {"transport", "p50", "p99", "p99.9", "max", "one way (p50/2)",
-                           "switches/message (vol + invol)", "syscalls/round trip"},
-                          {},
-                          std::string("switches/message: context switches of both sides per message (getrusage): "
-                                      "voluntary (it blocked) + involuntary (preempted, or yielded); syscalls: counted "
-                                      "by the kernel in a separate pass, both sides, ") +
-                              to_string(verify_placement) + " only." +
-                              std::string(has("shm-spin") ? " shm-spin figures are means of batches of round trips."
-                                                          : ""),
-                          1};
+      oslab::Table detail{
+          fmt::format("Round trip at {} (8 B for eventfd and signal): spread and costs ({})", size_label(smallest),
+                      where(placement)),
+          {"transport", "p50", "p99", "p99.9", "max", "one way (p50/2)", "switches/message (vol + invol)",
+           "syscalls/round trip"},
+          {},
+          std::string("switches/message: context switches of both sides per message (getrusage): "
+                      "voluntary (it blocked) + involuntary (preempted, or yielded); syscalls: counted "
+                      "by the kernel in a separate pass, both sides, ") +
+              to_string(verify_placement) + " only." +
+              std::string(has("shm-spin") ? " shm-spin figures are means of batches of round trips." : ""),
+          1};
       for (const auto& key : options.transports) {
         if (!info(key).latency) continue;
         const size_t bytes = info(key).fixed_word ? 8 : smallest;
@@ -505,12 +507,12 @@ struct Experiment {
         const double involuntary =
             (r->counters.at("involuntary_switches") + r->counters.at("answerer_involuntary_switches")) / 2;
         auto syscalls_found = placement == verify_placement ? syscalls.find({key, bytes}) : syscalls.end();
-        detail.rows.push_back({key, oslab::format_duration(r->summary.p50), oslab::format_duration(r->summary.p99),
-                               oslab::format_duration(r->summary.p999), oslab::format_duration(r->summary.max),
-                               oslab::format_duration(r->summary.p50 / 2),
-                               fmt::format("{} + {}", oslab::format_number(voluntary), oslab::format_number(involuntary)),
-                               syscalls_found == syscalls.end() ? "-"
-                                                                : oslab::format_number(syscalls_found->second.per_round_trip)});
+        detail.rows.push_back(
+            {key, oslab::format_duration(r->summary.p50), oslab::format_duration(r->summary.p99),
+             oslab::format_duration(r->summary.p999), oslab::format_duration(r->summary.max),
+             oslab::format_duration(r->summary.p50 / 2),
+             fmt::format("{} + {}", oslab::format_number(voluntary), oslab::format_number(involuntary)),
+             syscalls_found == syscalls.end() ? "-" : oslab::format_number(syscalls_found->second.per_round_trip)});
       }
       report.table(detail);
     }
@@ -518,15 +520,14 @@ struct Experiment {
 
   void syscall_table(oslab::Report& report) const {
     if (syscalls.empty()) return;
-    oslab::Table table{fmt::format("System calls per round trip, counted by the kernel, both sides ({})",
-                                   where(verify_placement)),
-                       {"transport"},
-                       {},
-                       "= exactly, >= at least: what the transport must make (see the verdicts for why). A pipe "
-                       "holds " +
-                           size_label(oslab::pipe_capacity()) +
-                           ": a larger message needs more than one read.",
-                       1};
+    oslab::Table table{
+        fmt::format("System calls per round trip, counted by the kernel, both sides ({})", where(verify_placement)),
+        {"transport"},
+        {},
+        "= exactly, >= at least: what the transport must make (see the verdicts for why). A pipe "
+        "holds " +
+            size_label(oslab::pipe_capacity()) + ": a larger message needs more than one read.",
+        1};
     for (size_t bytes : options.sizes) table.header.push_back(size_label(bytes));
     for (const auto& key : options.transports) {
       if (!info(key).latency) continue;
@@ -551,14 +552,14 @@ struct Experiment {
 
   void bandwidth_tables(oslab::Report& report) const {
     for (Placement placement : options.placements) {
-      oslab::Table table{fmt::format("Stream bandwidth, median, and its share of memcpy at that size ({})",
-                                     where(placement)),
-                         {"transport"},
-                         {},
-                         "memcpy: one copy within one process, measured in this run (pinned, one CPU). A transport "
-                         "that copies through the kernel copies twice (in and out), and its receiver also reads "
-                         "every byte to check it.",
-                         1};
+      oslab::Table table{
+          fmt::format("Stream bandwidth, median, and its share of memcpy at that size ({})", where(placement)),
+          {"transport"},
+          {},
+          "memcpy: one copy within one process, measured in this run (pinned, one CPU). A transport "
+          "that copies through the kernel copies twice (in and out), and its receiver also reads "
+          "every byte to check it.",
+          1};
       for (size_t bytes : options.sizes) table.header.push_back(size_label(bytes));
       std::vector<std::string> memcpy_row{"memcpy"};
       for (size_t bytes : options.sizes) {
@@ -572,7 +573,7 @@ struct Experiment {
         for (size_t bytes : options.sizes) {
           const oslab::Result* r = report.find("stream", params_of(key, bytes, placement));
           const oslab::Result* copy = report.find("memcpy", {{"bytes", bytes}});
-          row.push_back(!r ? "-"
+          row.push_back(!r     ? "-"
                         : copy ? fmt::format("{} ({})", megabytes(r->summary.p50),
                                              oslab::format_percent(r->summary.p50 / copy->summary.p50))
                                : megabytes(r->summary.p50));
@@ -585,8 +586,8 @@ struct Experiment {
 
   void floor_table(oslab::Report& report) const {
     const oslab::Result* line = report.find("c2c one-way");
-    const oslab::Result* spin = report.find("round trip", params_of("shm-spin", options.sizes.front(),
-                                                                    Placement::two_cpus));
+    const oslab::Result* spin =
+        report.find("round trip", params_of("shm-spin", options.sizes.front(), Placement::two_cpus));
     if (line == nullptr || spin == nullptr) return;
     report.table({"Busy polling against the hardware floor (same two CPUs, this run)",
                   {"CPUs", "c2c two-lines one way", "2 x one way", "shm-spin round trip", "ratio"},
@@ -622,16 +623,17 @@ struct Experiment {
       }
     }
     {
-      const std::string claim = "processes talking through a pipe pay for copies: a pipe streams data more slowly "
-                                "than memcpy copies it";
+      const std::string claim =
+          "processes talking through a pipe pay for copies: a pipe streams data more slowly "
+          "than memcpy copies it";
       const oslab::Result* pipe = report.find("stream", params_of("pipe", largest, across));
       const oslab::Result* copy = report.find("memcpy", {{"bytes", largest}});
       if (pipe && copy) {
         const oslab::Estimate share = oslab::ratio_of(pipe->summary, copy->summary);
-        report.verdict("pipe-pays-for-copies", claim, share, oslab::Compare::below, 1.0,
-                       fmt::format("{} messages, {}: pipe {}, memcpy {} ({:.0f}% of memcpy)", size_label(largest),
-                                   where(across), megabytes(pipe->summary.p50), megabytes(copy->summary.p50),
-                                   100 * share.value));
+        report.verdict(
+            "pipe-pays-for-copies", claim, share, oslab::Compare::below, 1.0,
+            fmt::format("{} messages, {}: pipe {}, memcpy {} ({:.0f}% of memcpy)", size_label(largest), where(across),
+                        megabytes(pipe->summary.p50), megabytes(copy->summary.p50), 100 * share.value));
       } else {
         report.skip(claim, "needs the pipe bandwidth and memcpy");
       }
@@ -650,19 +652,20 @@ struct Experiment {
       }
     }
     {
-      const std::string claim = "busy-polled shared memory comes within 1.5x of the hardware's floor, two cache-line "
-                                "transfers (2 x oslab-c2c's two-lines one-way time, same CPUs)";
+      const std::string claim =
+          "busy-polled shared memory comes within 1.5x of the hardware's floor, two cache-line "
+          "transfers (2 x oslab-c2c's two-lines one-way time, same CPUs)";
       const oslab::Result* line = report.find("c2c one-way");
       const oslab::Result* spin = report.find("round trip", params_of("shm-spin", smallest, Placement::two_cpus));
       if (line && spin) {
         oslab::Summary floor = line->summary;
         for (double* value : {&floor.p50, &floor.p50_ci_low, &floor.p50_ci_high}) *value *= 2;
         const oslab::Estimate factor = oslab::ratio_of(spin->summary, floor);
-        report.verdict("busy-poll-near-floor", claim, factor, oslab::Compare::below, 1.5,
-                       fmt::format("CPUs {}: shm-spin round trip {} at {}, c2c two-lines 2 x {} = {} ({:.2f}x)",
-                                   spin->params.value("cpus", ""), oslab::format_duration(spin->summary.p50),
-                                   size_label(smallest), oslab::format_duration(line->summary.p50),
-                                   oslab::format_duration(floor.p50), factor.value));
+        report.verdict(
+            "busy-poll-near-floor", claim, factor, oslab::Compare::below, 1.5,
+            fmt::format("CPUs {}: shm-spin round trip {} at {}, c2c two-lines 2 x {} = {} ({:.2f}x)",
+                        spin->params.value("cpus", ""), oslab::format_duration(spin->summary.p50), size_label(smallest),
+                        oslab::format_duration(line->summary.p50), oslab::format_duration(floor.p50), factor.value));
       } else {
         report.skip(claim, "needs shm-spin latency on two CPUs and the c2c measurement");
       }
@@ -708,36 +711,35 @@ int main(int argc, char** argv) {
       .claim = "The notes: processes talk through pipes and sockets by message passing, which 'uses system\n"
                "calls to send / receive a message, which is slow', and pays for copying; shared memory\n"
                "'may be comparable to inter-thread communication'. Which is faster, by how much, and why?",
-      .explain =
-          "Two parties (processes, or threads with -T), pinned as --placement says, pass messages over\n"
-          "one transport at a time. Latency: side 0 sends a message of --sizes bytes and waits for an\n"
-          "answer of the same size (a round trip; one way is round trip / 2). Bandwidth: side 0 sends\n"
-          "messages back to back and side 1 takes them; a sample ends when side 1 has checked the last\n"
-          "of a batch (it says so through shared memory, outside the transport): MB/s.\n\n"
-          "Every message carries a sequence number, a stamp in every 4 KiB page and a checksum over\n"
-          "every byte; each receiver checks them all, so a transport that corrupts, drops or reorders\n"
-          "fails loudly. A separate pass counts, with the kernel's own count (perf, raw_syscalls), the\n"
-          "system calls of a round trip on both sides and checks them against what the transport\n"
-          "must make: exactly 4 for a pipe ping-pong of a small message (a write and a read each way);\n"
-          "at least 1 + size/capacity per message when it does not fit the pipe; at least 2 for a\n"
-          "futex or POSIX semaphore (a wake costs a call only when someone sleeps); 0 for busy polling.\n"
-          "Beside each latency: context switches per message. On one CPU each hand-off is a context\n"
-          "switch; on two CPUs it is a wake-up of the other CPU, unless the receiver spins.\n\n"
-          "Transports: pipe, fifo, unix-stream, unix-dgram, unix-seqpacket, tcp and udp over 127.0.0.1,\n"
-          "sysv-msg, posix-mq, sysv-shm (with a System V semaphore), posix-shm (with a process-shared\n"
-          "POSIX semaphore), shm-futex, shm-spin (busy polling), eventfd and signal (8 bytes only), and\n"
-          "for bandwidth vmsplice (the sender's pages spliced into a pipe) and memfd (a ring both map,\n"
-          "its fd passed once with SCM_RIGHTS: the message is built in place and checked in place).\n"
-          "Where the kernel caps a message (POSIX mq msgsize_max, System V msgmax and msgmnb, a UDP\n"
-          "datagram, a UNIX datagram's send buffer) that size is skipped with the limit named. The\n"
-          "memcpy rate at each size and the cache-line floor (oslab-c2c's two-lines, same CPUs) are\n"
-          "measured in the same run. Every object is private (IPC_PRIVATE, unique names, 0600) and\n"
-          "removed as soon as both sides hold it; a guardian process removes what cannot be (a System\n"
-          "V queue or semaphore set) if the lab is killed.\n\n"
-          "--listen PORT answers another machine's --connect HOST:PORT over TCP and UDP.\n\n"
-          "Questions: why is a pipe round trip on one CPU two context switches? Why does busy polling\n"
-          "lose on one CPU? Why does a 1 MiB message through a pipe need 16 reads? Why does a memfd\n"
-          "stream beat memcpy itself? What does a futex save over a System V semaphore?",
+      .explain = "Two parties (processes, or threads with -T), pinned as --placement says, pass messages over\n"
+                 "one transport at a time. Latency: side 0 sends a message of --sizes bytes and waits for an\n"
+                 "answer of the same size (a round trip; one way is round trip / 2). Bandwidth: side 0 sends\n"
+                 "messages back to back and side 1 takes them; a sample ends when side 1 has checked the last\n"
+                 "of a batch (it says so through shared memory, outside the transport): MB/s.\n\n"
+                 "Every message carries a sequence number, a stamp in every 4 KiB page and a checksum over\n"
+                 "every byte; each receiver checks them all, so a transport that corrupts, drops or reorders\n"
+                 "fails loudly. A separate pass counts, with the kernel's own count (perf, raw_syscalls), the\n"
+                 "system calls of a round trip on both sides and checks them against what the transport\n"
+                 "must make: exactly 4 for a pipe ping-pong of a small message (a write and a read each way);\n"
+                 "at least 1 + size/capacity per message when it does not fit the pipe; at least 2 for a\n"
+                 "futex or POSIX semaphore (a wake costs a call only when someone sleeps); 0 for busy polling.\n"
+                 "Beside each latency: context switches per message. On one CPU each hand-off is a context\n"
+                 "switch; on two CPUs it is a wake-up of the other CPU, unless the receiver spins.\n\n"
+                 "Transports: pipe, fifo, unix-stream, unix-dgram, unix-seqpacket, tcp and udp over 127.0.0.1,\n"
+                 "sysv-msg, posix-mq, sysv-shm (with a System V semaphore), posix-shm (with a process-shared\n"
+                 "POSIX semaphore), shm-futex, shm-spin (busy polling), eventfd and signal (8 bytes only), and\n"
+                 "for bandwidth vmsplice (the sender's pages spliced into a pipe) and memfd (a ring both map,\n"
+                 "its fd passed once with SCM_RIGHTS: the message is built in place and checked in place).\n"
+                 "Where the kernel caps a message (POSIX mq msgsize_max, System V msgmax and msgmnb, a UDP\n"
+                 "datagram, a UNIX datagram's send buffer) that size is skipped with the limit named. The\n"
+                 "memcpy rate at each size and the cache-line floor (oslab-c2c's two-lines, same CPUs) are\n"
+                 "measured in the same run. Every object is private (IPC_PRIVATE, unique names, 0600) and\n"
+                 "removed as soon as both sides hold it; a guardian process removes what cannot be (a System\n"
+                 "V queue or semaphore set) if the lab is killed.\n\n"
+                 "--listen PORT answers another machine's --connect HOST:PORT over TCP and UDP.\n\n"
+                 "Questions: why is a pipe round trip on one CPU two context switches? Why does busy polling\n"
+                 "lose on one CPU? Why does a 1 MiB message through a pipe need 16 reads? Why does a memfd\n"
+                 "stream beat memcpy itself? What does a futex save over a System V semaphore?",
       .placements = {Placement::same_cpu, Placement::two_cpus, Placement::unpinned},
       .default_placements = {Placement::same_cpu, Placement::two_cpus},
       .threads_switch = true,
@@ -748,8 +750,9 @@ int main(int argc, char** argv) {
                                         {.full = {"latency", "bandwidth"}, .quick = {"latency", "bandwidth"}});
   const auto& sizes = lab.list_option("--sizes", "Message sizes in bytes (at least 16)",
                                       {.full = {64, 4096, 65536, 1 << 20}, .quick = {64, 65536}}, 16, 16 << 20);
-  const long& listen = lab.integer_option("--listen", "Answer another machine's --connect on this TCP and UDP port "
-                                                      "(0: do not)",
+  const long& listen = lab.integer_option("--listen",
+                                          "Answer another machine's --connect on this TCP and UDP port "
+                                          "(0: do not)",
                                           {.full = 0, .quick = 0}, 0, 65535);
   std::string connect_text;
   lab.cli().add_option("--connect", connect_text, "Measure tcp and udp against oslab-ipc --listen on HOST:PORT");

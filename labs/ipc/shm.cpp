@@ -153,8 +153,9 @@ struct Experiment {
     check_errno("shmctl(IPC_STAT)", ::shmctl(id, IPC_STAT, &state));
     const bool private_0600 = (state.shm_perm.mode & 0777) == 0600 && state.shm_perm.__key == IPC_PRIVATE &&
                               state.shm_cpid == ::getpid() && state.shm_segsz == bytes && state.shm_nattch == 1;
-    report.fact("sysv-private-0600", "shmget(IPC_PRIVATE, ..., 0600) makes a segment with key 0, mode 0600, this "
-                                     "process as creator, attached once",
+    report.fact("sysv-private-0600",
+                "shmget(IPC_PRIVATE, ..., 0600) makes a segment with key 0, mode 0600, this "
+                "process as creator, attached once",
                 private_0600,
                 fmt::format("IPC_STAT: key {:#x}, mode {:o}, size {}, creator pid {} (this process {}), nattch {}",
                             state.shm_perm.__key, state.shm_perm.mode & 0777, state.shm_segsz, state.shm_cpid,
@@ -173,8 +174,8 @@ struct Experiment {
                 state.shm_nattch == 2, fmt::format("shm_nattch {} with the child alive", state.shm_nattch));
     child.step();
     const uint64_t seen = *word;
-    report.fact("sysv-shared", "what the child writes, the parent reads: the same physical page",
-                seen == kFromChild, fmt::format("the child wrote {:#x}; the parent read {:#x}", kFromChild, seen));
+    report.fact("sysv-shared", "what the child writes, the parent reads: the same physical page", seen == kFromChild,
+                fmt::format("the child wrote {:#x}; the parent read {:#x}", kFromChild, seen));
 
     // IPC_RMID while attached: marked, still usable, gone after the last detach.
     segment->remove();
@@ -280,8 +281,7 @@ struct Experiment {
   };
 
   // Two processes add `increments` each to one counter; returns the final value and the time.
-  std::pair<uint64_t, double> count(Counter& counter, Lock lock, long increments, int semaphores,
-                                    Placement placement) {
+  std::pair<uint64_t, double> count(Counter& counter, Lock lock, long increments, int semaphores, Placement placement) {
     counter.value = 0;
     counter.arrived = 0;
     oslab::Shared<double> elapsed_ns;
@@ -356,16 +356,16 @@ struct Experiment {
         {"POSIX (shm_open)", "POSIX", "POSIX semaphore (sem_wait/sem_post)", "posix-sem", in_posix,
          Lock::posix_semaphore, locked_increments},
     };
-    oslab::Table table{fmt::format("Two processes increment one counter in shared memory ({}, {} runs)",
-                                   oslab::assign_cpus(placement, 2, lab.options().cpus).describe(), runs),
-                       {"memory", "lock", "increments", "expected", "final (min .. max)", "lost, worst run",
-                        "time per increment"},
-                       {},
-                       "counter = counter + 1 is a load and a store: between them the other process's increments "
-                       "are overwritten. A semaphore makes the two one critical section; under contention a wait "
-                       "that finds it taken sleeps and the release wakes the sleeper (a System V semaphore is a "
-                       "system call every time, a POSIX one only to sleep or to wake).",
-                       2};
+    oslab::Table table{
+        fmt::format("Two processes increment one counter in shared memory ({}, {} runs)",
+                    oslab::assign_cpus(placement, 2, lab.options().cpus).describe(), runs),
+        {"memory", "lock", "increments", "expected", "final (min .. max)", "lost, worst run", "time per increment"},
+        {},
+        "counter = counter + 1 is a load and a store: between them the other process's increments "
+        "are overwritten. A semaphore makes the two one critical section; under contention a wait "
+        "that finds it taken sleeps and the release wakes the sleeper (a System V semaphore is a "
+        "system call every time, a POSIX one only to sleep or to wake).",
+        2};
     for (const Row& row : rows) {
       const long increments = row.increments;
       const uint64_t expected = 2 * static_cast<uint64_t>(increments);
@@ -378,8 +378,7 @@ struct Experiment {
         per_increment.push_back(ns);
       }
       const auto& result = report.add_samples(
-          "increment", {{"memory", row.memory}, {"lock", row.lock}, {"increments", increments}},
-          per_increment,
+          "increment", {{"memory", row.memory}, {"lock", row.lock}, {"increments", increments}}, per_increment,
           {.what = fmt::format("time of {} increments by one of two processes ({}), divided by {}; one sample per "
                                "run",
                                increments, row.lock == "none" ? "no lock" : row.lock, increments),
@@ -391,9 +390,8 @@ struct Experiment {
       if (row.how == Lock::none) {
         const std::string claim = fmt::format(
             "without a lock, two processes incrementing one counter in {} shared memory lose updates", row.short_name);
-        const std::string evidence =
-            fmt::format("{} runs of 2 x {} increments: final value {} .. {}, expected {}", runs, increments, lowest,
-                        highest, expected);
+        const std::string evidence = fmt::format("{} runs of 2 x {} increments: final value {} .. {}, expected {}",
+                                                 runs, increments, lowest, highest, expected);
         // One lost update shows the race, whatever the load; none does not disprove it (the
         // two may not have overlapped).
         if (lowest < expected)
@@ -404,8 +402,8 @@ struct Experiment {
                                          ? " (one CPU: the race needs a preemption between load and store)"
                                          : " (no run lost one: try more --increments)"));
       } else {
-        report.fact(fmt::format("no-lost-updates-{}", row.id),
-                    fmt::format("with a {}, no update is lost", row.lock), lowest == expected && highest == expected,
+        report.fact(fmt::format("no-lost-updates-{}", row.id), fmt::format("with a {}, no update is lost", row.lock),
+                    lowest == expected && highest == expected,
                     fmt::format("{} runs of 2 x {} increments: final value {} .. {}, expected {}", runs, increments,
                                 lowest, highest, expected));
       }
@@ -425,29 +423,28 @@ int main(int argc, char** argv) {
                "address spaces: shmget() creates it, shmat() attaches it ('binding'), shmctl() changes its\n"
                "permissions or removes it; then reads and writes just use the pointer. 'Problem: shared\n"
                "access introduces complexity. Need to synchronize access.'",
-      .explain =
-          "System V: shmget(IPC_PRIVATE, one page, 0600) and shmat(). IPC_STAT shows the key (0 for\n"
-          "IPC_PRIVATE), the mode, the creator and the attach count; /proc/sysvipc/shm is what `ipcs\n"
-          "-m` prints. A forked child inherits the attachment (nattch 2) and what it writes the parent\n"
-          "reads. IPC_RMID while attached only marks the segment ('dest'): it keeps working until the\n"
-          "last process detaches, then it is gone. That is how oslab removes every segment as soon as\n"
-          "both sides hold it, so that even kill -9 leaves nothing in ipcs.\n\n"
-          "POSIX: shm_open(name, O_CREAT | O_EXCL, 0600) makes a file in /dev/shm (a tmpfs),\n"
-          "ftruncate() sizes it, mmap(MAP_SHARED) maps it; an unrelated process opens the same name.\n"
-          "shm_unlink() removes the name at once, as unlink() does for a file: the memory lives on\n"
-          "while mapped, but nobody new can open it. As root, the lab also shows that another user\n"
-          "cannot attach or open a 0600 object.\n\n"
-          "The counter: two processes, pinned to two CPUs, started together, each run 'counter =\n"
-          "counter + 1' --increments times on one counter in shared memory. The load and the store\n"
-          "are separate instructions, so increments of the other process that land between them are\n"
-          "overwritten: the final value falls short of 2 x increments. With a semaphore around each\n"
-          "increment (a process-shared POSIX semaphore in the POSIX memory; a System V semaphore\n"
-          "for the System V memory; --locked-increments each) none is lost, and each increment costs\n"
-          "more: semop() is a system call every time, a POSIX semaphore only to sleep or to wake.\n"
-          "On one CPU the race needs a preemption between load and store, and may not show at all.\n\n"
-          "Questions: why does ipcs still list a segment after IPC_RMID? What would be left behind if\n"
-          "the lab did not remove the segment before being killed? Why does the POSIX semaphore cost\n"
-          "less than the System V one when the other process rarely holds it?",
+      .explain = "System V: shmget(IPC_PRIVATE, one page, 0600) and shmat(). IPC_STAT shows the key (0 for\n"
+                 "IPC_PRIVATE), the mode, the creator and the attach count; /proc/sysvipc/shm is what `ipcs\n"
+                 "-m` prints. A forked child inherits the attachment (nattch 2) and what it writes the parent\n"
+                 "reads. IPC_RMID while attached only marks the segment ('dest'): it keeps working until the\n"
+                 "last process detaches, then it is gone. That is how oslab removes every segment as soon as\n"
+                 "both sides hold it, so that even kill -9 leaves nothing in ipcs.\n\n"
+                 "POSIX: shm_open(name, O_CREAT | O_EXCL, 0600) makes a file in /dev/shm (a tmpfs),\n"
+                 "ftruncate() sizes it, mmap(MAP_SHARED) maps it; an unrelated process opens the same name.\n"
+                 "shm_unlink() removes the name at once, as unlink() does for a file: the memory lives on\n"
+                 "while mapped, but nobody new can open it. As root, the lab also shows that another user\n"
+                 "cannot attach or open a 0600 object.\n\n"
+                 "The counter: two processes, pinned to two CPUs, started together, each run 'counter =\n"
+                 "counter + 1' --increments times on one counter in shared memory. The load and the store\n"
+                 "are separate instructions, so increments of the other process that land between them are\n"
+                 "overwritten: the final value falls short of 2 x increments. With a semaphore around each\n"
+                 "increment (a process-shared POSIX semaphore in the POSIX memory; a System V semaphore\n"
+                 "for the System V memory; --locked-increments each) none is lost, and each increment costs\n"
+                 "more: semop() is a system call every time, a POSIX semaphore only to sleep or to wake.\n"
+                 "On one CPU the race needs a preemption between load and store, and may not show at all.\n\n"
+                 "Questions: why does ipcs still list a segment after IPC_RMID? What would be left behind if\n"
+                 "the lab did not remove the segment before being killed? Why does the POSIX semaphore cost\n"
+                 "less than the System V one when the other process rarely holds it?",
       .placements = {},
   });
   const long& increments = lab.integer_option("--increments", "Increments per process in the counter experiment",
@@ -456,13 +453,11 @@ int main(int argc, char** argv) {
       lab.integer_option("--locked-increments", "Increments per process under a semaphore (each may be a system call)",
                          {.full = 20'000, .quick = 2'000}, 100, 100'000'000);
   std::optional<Experiment> experiment;
-  return lab.run(
-      argc, argv,
-      [&](oslab::Report& report) {
-        experiment.emplace(Experiment{lab, increments, locked_increments});
-        report.run_case("System V shared memory", [&] { experiment->system_v(report); });
-        report.run_case("POSIX shared memory", [&] { experiment->posix(report); });
-        report.run_case("a shared counter", [&] { experiment->counters(report); });
-        report.show_results_table = false;
-      });
+  return lab.run(argc, argv, [&](oslab::Report& report) {
+    experiment.emplace(Experiment{lab, increments, locked_increments});
+    report.run_case("System V shared memory", [&] { experiment->system_v(report); });
+    report.run_case("POSIX shared memory", [&] { experiment->posix(report); });
+    report.run_case("a shared counter", [&] { experiment->counters(report); });
+    report.show_results_table = false;
+  });
 }

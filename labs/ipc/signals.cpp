@@ -406,78 +406,78 @@ oslab::Measurement delivery(Receiver how, const oslab::Assignment& assignment, c
   oslab::SharedMeasurement measured(static_cast<size_t>(plan.max_samples), static_cast<size_t>(plan.max_samples));
   const int signo = SIGRTMIN + 4;
   const int total = plan.warmup + plan.max_samples;
-  oslab::run_parties(
-      {.threads = false, .assignment = assignment, .deadline = std::chrono::seconds(30)},
-      {[&](oslab::Party& party) {
-         party.ready();
-         std::vector<double> samples;
-         const auto started = std::chrono::steady_clock::now();
-         for (int i = 0; i < total; ++i) {
-           const uint32_t before = relay->received.load();
-           relay->sent_at = oslab::now_ns();
-           check_errno("kill", ::kill(relay->receiver, signo));
-           while (relay->received.load() == before) {
-             oslab::futex_wait(&relay->received, before, std::chrono::milliseconds(250));
-             if (party.stop_requested()) throw std::runtime_error("the receiver stopped answering");
-           }
-           if (i >= plan.warmup) samples.push_back(static_cast<double>(relay->received_at - relay->sent_at));
-           if (static_cast<int>(samples.size()) >= plan.min_samples &&
-               std::chrono::steady_clock::now() - started > plan.budget)
-             break;
-         }
-         relay->stop = true;
-         check_errno("kill", ::kill(relay->receiver, signo));
-         oslab::Measurement m;
-         for (size_t start = 0; start < samples.size(); start += 10) {
-           const size_t size = std::min<size_t>(10, samples.size() - start);
-           m.add_block({samples.data() + start, size}, {}, {});
-         }
-         measured.store(m);
-       },
-       [&](oslab::Party& party) {
-         g_relay = relay.get();
-         relay->receiver = ::getpid();
-         const sigset_t set = set_of({signo});
-         ::sigprocmask(SIG_BLOCK, &set, nullptr);
-         oslab::UniqueFd fd;
-         if (how == Receiver::handler) {
-           struct sigaction sa {};
-           sa.sa_handler = on_timed_signal;
-           sigemptyset(&sa.sa_mask);
-           check_errno("sigaction", ::sigaction(signo, &sa, nullptr));
-         } else if (how == Receiver::signalfd) {
-           fd.reset(check_errno("signalfd", ::signalfd(-1, &set, SFD_CLOEXEC)));
-         }
-         sigset_t waiting;  // for sigsuspend: everything as now, but the timed signal let in
-         ::sigprocmask(SIG_BLOCK, nullptr, &waiting);
-         sigdelset(&waiting, signo);
-         party.ready();
-         for (;;) {
-           switch (how) {
-             case Receiver::handler: {
-               const int64_t before = relay->received_at.load();
-               ::sigsuspend(&waiting);  // returns after a handler ran
-               if (relay->received_at.load() == before) continue;
-               break;
-             }
-             case Receiver::sigwaitinfo: {
-               siginfo_t info;
-               if (::sigwaitinfo(&set, &info) == -1) continue;
-               relay->received_at = oslab::now_ns();
-               break;
-             }
-             case Receiver::signalfd: {
-               signalfd_siginfo info;
-               if (::read(fd.get(), &info, sizeof info) != sizeof info) continue;
-               relay->received_at = oslab::now_ns();
-               break;
-             }
-           }
-           if (relay->stop.load()) return;
-           relay->received.fetch_add(1);
-           oslab::futex_wake(&relay->received, 1);
-         }
-       }});
+  oslab::run_parties({.threads = false, .assignment = assignment, .deadline = std::chrono::seconds(30)},
+                     {[&](oslab::Party& party) {
+                        party.ready();
+                        std::vector<double> samples;
+                        const auto started = std::chrono::steady_clock::now();
+                        for (int i = 0; i < total; ++i) {
+                          const uint32_t before = relay->received.load();
+                          relay->sent_at = oslab::now_ns();
+                          check_errno("kill", ::kill(relay->receiver, signo));
+                          while (relay->received.load() == before) {
+                            oslab::futex_wait(&relay->received, before, std::chrono::milliseconds(250));
+                            if (party.stop_requested()) throw std::runtime_error("the receiver stopped answering");
+                          }
+                          if (i >= plan.warmup)
+                            samples.push_back(static_cast<double>(relay->received_at - relay->sent_at));
+                          if (static_cast<int>(samples.size()) >= plan.min_samples &&
+                              std::chrono::steady_clock::now() - started > plan.budget)
+                            break;
+                        }
+                        relay->stop = true;
+                        check_errno("kill", ::kill(relay->receiver, signo));
+                        oslab::Measurement m;
+                        for (size_t start = 0; start < samples.size(); start += 10) {
+                          const size_t size = std::min<size_t>(10, samples.size() - start);
+                          m.add_block({samples.data() + start, size}, {}, {});
+                        }
+                        measured.store(m);
+                      },
+                      [&](oslab::Party& party) {
+                        g_relay = relay.get();
+                        relay->receiver = ::getpid();
+                        const sigset_t set = set_of({signo});
+                        ::sigprocmask(SIG_BLOCK, &set, nullptr);
+                        oslab::UniqueFd fd;
+                        if (how == Receiver::handler) {
+                          struct sigaction sa {};
+                          sa.sa_handler = on_timed_signal;
+                          sigemptyset(&sa.sa_mask);
+                          check_errno("sigaction", ::sigaction(signo, &sa, nullptr));
+                        } else if (how == Receiver::signalfd) {
+                          fd.reset(check_errno("signalfd", ::signalfd(-1, &set, SFD_CLOEXEC)));
+                        }
+                        sigset_t waiting;  // for sigsuspend: everything as now, but the timed signal let in
+                        ::sigprocmask(SIG_BLOCK, nullptr, &waiting);
+                        sigdelset(&waiting, signo);
+                        party.ready();
+                        for (;;) {
+                          switch (how) {
+                            case Receiver::handler: {
+                              const int64_t before = relay->received_at.load();
+                              ::sigsuspend(&waiting);  // returns after a handler ran
+                              if (relay->received_at.load() == before) continue;
+                              break;
+                            }
+                            case Receiver::sigwaitinfo: {
+                              siginfo_t info;
+                              if (::sigwaitinfo(&set, &info) == -1) continue;
+                              relay->received_at = oslab::now_ns();
+                              break;
+                            }
+                            case Receiver::signalfd: {
+                              signalfd_siginfo info;
+                              if (::read(fd.get(), &info, sizeof info) != sizeof info) continue;
+                              relay->received_at = oslab::now_ns();
+                              break;
+                            }
+                          }
+                          if (relay->stop.load()) return;
+                          relay->received.fetch_add(1);
+                          oslab::futex_wake(&relay->received, 1);
+                        }
+                      }});
   return measured.load();
 }
 
@@ -499,7 +499,8 @@ struct Experiment {
         try {
           body();
         } catch (const std::exception& e) {
-          if (seen->failed[0] == '\0') fmt::format_to_n(seen->failed, sizeof seen->failed - 1, "{}: {}", what, e.what());
+          if (seen->failed[0] == '\0')
+            fmt::format_to_n(seen->failed, sizeof seen->failed - 1, "{}: {}", what, e.what());
         }
       };
       run("from the OS", [&] { from_the_os(*seen); });
@@ -516,7 +517,8 @@ struct Experiment {
 
   void facts(oslab::Report& report) const {
     const Observations& s = *seen;
-    oslab::Table table{"What each signal did (observed in a test process)", {"source", "signal", "observed"}, {}, "", 3};
+    oslab::Table table{
+        "What each signal did (observed in a test process)", {"source", "signal", "observed"}, {}, "", 3};
     auto fact = [&](const std::string& id, const std::string& source, const std::string& signal,
                     const std::string& claim, bool holds, const std::string& evidence) {
       report.fact(id, claim, holds, evidence);
@@ -563,8 +565,7 @@ struct Experiment {
          "pthread_kill() delivers to the thread it names", s.pthread_kill_handler == s.pthread_kill_target,
          fmt::format("sent to thread {}; the handler ran in thread {}", s.pthread_kill_target, s.pthread_kill_handler));
     fact("process-signal-to-unblocking-thread", "this process", "SIGUSR2 by kill(getpid())",
-         "a signal to the process goes to a thread that does not block it",
-         s.process_handler == s.process_unblocked,
+         "a signal to the process goes to a thread that does not block it", s.process_handler == s.process_unblocked,
          fmt::format("blocked in every thread but {}; the handler ran in thread {}", s.process_unblocked,
                      s.process_handler));
     fact("standard-signals-coalesce", "this process", "SIGUSR1 x " + std::to_string(s.sends),
@@ -583,7 +584,8 @@ struct Experiment {
     fact("eintr-without-sa-restart", "this process", "SIGUSR1 during read()",
          "without SA_RESTART, a signal handled during a blocked read() makes it fail with EINTR",
          s.plain_rc == -1 && s.plain_errno == EINTR,
-         fmt::format("read() returned {} ({})", s.plain_rc, s.plain_rc == -1 ? oslab::errno_name(s.plain_errno) : "data"));
+         fmt::format("read() returned {} ({})", s.plain_rc,
+                     s.plain_rc == -1 ? oslab::errno_name(s.plain_errno) : "data"));
     fact("sa-restart-restarts", "this process", "SIGUSR1 during read()",
          "with SA_RESTART, the read() goes on after the handler and returns the data",
          s.restart_interrupted == 1 && s.restart_rc == 1,
@@ -615,14 +617,14 @@ struct Experiment {
           params["receiver"] = to_string(how);
           const auto& r = report.add(
               "delivery", params, m,
-              {.what = fmt::format("one way: kill() of a real-time signal to a process that waits in {}, to its "
-                                   "first instruction after delivery; {}",
-                                   how == Receiver::handler ? "sigsuspend() (the time is taken in the handler)"
-                                                            : to_string(how),
-                                   assignment.describe()),
+              {.what = fmt::format(
+                   "one way: kill() of a real-time signal to a process that waits in {}, to its "
+                   "first instruction after delivery; {}",
+                   how == Receiver::handler ? "sigsuspend() (the time is taken in the handler)" : to_string(how),
+                   assignment.describe()),
                .headline = how == Receiver::sigwaitinfo});
-          row.push_back(fmt::format("{} ({})", oslab::format_duration(r.summary.p50),
-                                    oslab::format_duration(r.summary.p99)));
+          row.push_back(
+              fmt::format("{} ({})", oslab::format_duration(r.summary.p50), oslab::format_duration(r.summary.p99)));
         });
         if (!ok) row.push_back("-");
       }
@@ -660,37 +662,36 @@ int main(int argc, char** argv) {
                  "EINTR, signalfd, delivery time",
       .claim = "The notes list three kinds of signals: from the OS to a process, between processes, and\n"
                "within a process (between its threads).",
-      .explain =
-          "A test process of its own (single-threaded: the lab's own threads would take signals sent\n"
-          "to the process) does each experiment and records what it saw; the lab checks it.\n\n"
-          "From the OS: a child touches a PROT_NONE page and dies of SIGSEGV; with a handler, the\n"
-          "handler gets the address (si_addr) and SEGV_ACCERR. A child that _exit(7)s sends its\n"
-          "parent SIGCHLD with its pid and status. Writing to a pipe whose read end is closed kills\n"
-          "with SIGPIPE; ignored, write() fails with EPIPE. setitimer() makes the kernel send SIGALRM\n"
-          "(si_code SI_KERNEL) when the timer expires.\n\n"
-          "Between processes: kill() tells the receiver the sender's pid and uid (SI_USER);\n"
-          "sigqueue() adds a value (SI_QUEUE). Within a process: raise() sends to the calling thread\n"
-          "(tgkill: SI_TKILL) and the handler runs before raise() returns; pthread_kill() reaches the\n"
-          "thread it names; kill(getpid()) reaches a thread that does not block the signal.\n\n"
-          "Coalescing: with both blocked, --sends SIGUSR1s and --sends SIGRTMIN+2s are sent to the\n"
-          "process, then unblocked. A standard signal is one bit of 'pending': it arrives once. Real-\n"
-          "time signals queue, with their values, in order (up to RLIMIT_SIGPENDING).\n\n"
-          "SA_RESTART: a thread blocks in read() on an empty pipe; another pthread_kill()s it. With a\n"
-          "handler installed without SA_RESTART, read() fails with EINTR; with SA_RESTART, it goes\n"
-          "on after the handler and returns the byte written later. A signalfd turns a blocked\n"
-          "signal into data to read(), with its sender and value.\n\n"
-          "Delivery latency: one process kill()s another with a real-time signal; the receiver waits\n"
-          "in sigsuspend() with a handler, in sigwaitinfo(), or in read() of a signalfd, reads the\n"
-          "clock first thing, and answers through a futex. One sample per signal, one way, on one\n"
-          "CPU (a context switch) and on two (a wake-up across CPUs).\n\n"
-          "Questions: why can a standard signal not count? Why does the handler case cost more than\n"
-          "sigwaitinfo? What must a program do about EINTR without SA_RESTART? Why would a server\n"
-          "rather read signals from a signalfd in its event loop?",
+      .explain = "A test process of its own (single-threaded: the lab's own threads would take signals sent\n"
+                 "to the process) does each experiment and records what it saw; the lab checks it.\n\n"
+                 "From the OS: a child touches a PROT_NONE page and dies of SIGSEGV; with a handler, the\n"
+                 "handler gets the address (si_addr) and SEGV_ACCERR. A child that _exit(7)s sends its\n"
+                 "parent SIGCHLD with its pid and status. Writing to a pipe whose read end is closed kills\n"
+                 "with SIGPIPE; ignored, write() fails with EPIPE. setitimer() makes the kernel send SIGALRM\n"
+                 "(si_code SI_KERNEL) when the timer expires.\n\n"
+                 "Between processes: kill() tells the receiver the sender's pid and uid (SI_USER);\n"
+                 "sigqueue() adds a value (SI_QUEUE). Within a process: raise() sends to the calling thread\n"
+                 "(tgkill: SI_TKILL) and the handler runs before raise() returns; pthread_kill() reaches the\n"
+                 "thread it names; kill(getpid()) reaches a thread that does not block the signal.\n\n"
+                 "Coalescing: with both blocked, --sends SIGUSR1s and --sends SIGRTMIN+2s are sent to the\n"
+                 "process, then unblocked. A standard signal is one bit of 'pending': it arrives once. Real-\n"
+                 "time signals queue, with their values, in order (up to RLIMIT_SIGPENDING).\n\n"
+                 "SA_RESTART: a thread blocks in read() on an empty pipe; another pthread_kill()s it. With a\n"
+                 "handler installed without SA_RESTART, read() fails with EINTR; with SA_RESTART, it goes\n"
+                 "on after the handler and returns the byte written later. A signalfd turns a blocked\n"
+                 "signal into data to read(), with its sender and value.\n\n"
+                 "Delivery latency: one process kill()s another with a real-time signal; the receiver waits\n"
+                 "in sigsuspend() with a handler, in sigwaitinfo(), or in read() of a signalfd, reads the\n"
+                 "clock first thing, and answers through a futex. One sample per signal, one way, on one\n"
+                 "CPU (a context switch) and on two (a wake-up across CPUs).\n\n"
+                 "Questions: why can a standard signal not count? Why does the handler case cost more than\n"
+                 "sigwaitinfo? What must a program do about EINTR without SA_RESTART? Why would a server\n"
+                 "rather read signals from a signalfd in its event loop?",
       .placements = {Placement::same_cpu, Placement::two_cpus, Placement::unpinned},
       .default_placements = {Placement::same_cpu, Placement::two_cpus},
   });
-  const long& sends = lab.integer_option("--sends", "Signals of each kind sent while blocked", {.full = 1000, .quick = 1000},
-                                         2, 100'000);
+  const long& sends = lab.integer_option("--sends", "Signals of each kind sent while blocked",
+                                         {.full = 1000, .quick = 1000}, 2, 100'000);
   lab.sampling({.samples = {.full = 200, .quick = 30}, .budget_s = {.full = 0.3, .quick = 0.05}, .warmup = 3});
   std::optional<Experiment> experiment;
   return lab.run(argc, argv, [&](oslab::Report& report) {

@@ -55,7 +55,8 @@ const nlohmann::json* find_verdict(const nlohmann::json& doc, const std::string&
 
 std::string skips_text(const nlohmann::json& doc) {
   std::string text;
-  for (const auto& skip : doc["skipped"]) text += skip["what"].get<std::string>() + ": " + skip["why"].get<std::string>() + "\n";
+  for (const auto& skip : doc["skipped"])
+    text += skip["what"].get<std::string>() + ": " + skip["why"].get<std::string>() + "\n";
   return text;
 }
 
@@ -103,8 +104,9 @@ TEST_P(IpcLab, EveryTransportCarriesCheckedMessagesAtSeveralSizes) {
 }
 
 TEST_P(IpcLab, EachRoundTripMakesTheSystemCallsItMust) {
-  std::vector<std::string> args{"--sizes", "64,100000", "--mode", "latency", "--placement", "two-cpus", "--transport",
-                                "pipe,unix-dgram,sysv-shm,shm-futex,eventfd,signal"};
+  std::vector<std::string> args{
+      "--sizes",     "64,100000", "--mode",      "latency",
+      "--placement", "two-cpus",  "--transport", "pipe,unix-dgram,sysv-shm,shm-futex,eventfd,signal"};
   if (GetParam()) args.push_back("-T");
   const nlohmann::json doc = quick_json("ipc", args);
   if (skips_text(doc).find("kernel's count is not available") != std::string::npos)
@@ -122,7 +124,8 @@ TEST_P(IpcLab, EachRoundTripMakesTheSystemCallsItMust) {
   };
   EXPECT_EQ(syscalls("pipe", 64), 4);
   if (pipe_capacity() < 100000) {
-    EXPECT_GE(syscalls("pipe", 100000), 2 * (1 + static_cast<double>((100000 + pipe_capacity() - 1) / pipe_capacity())));
+    EXPECT_GE(syscalls("pipe", 100000),
+              2 * (1 + static_cast<double>((100000 + pipe_capacity() - 1) / pipe_capacity())));
   }
   EXPECT_EQ(syscalls("sysv-shm", 64), 4);
   EXPECT_GE(syscalls("shm-futex", 64), 2);
@@ -136,9 +139,9 @@ TEST(IpcLabCaps, ASizeTheKernelCapsIsSkippedWithTheLimitNamed) {
   // A UNIX datagram is capped by the send buffer, which net.core.wmem_max bounds: one byte more.
   const size_t dgram_too_big = message_limit("unix-dgram").max_bytes + 1;
   if (dgram_too_big > (16u << 20)) GTEST_SKIP() << "net.core.wmem_max allows datagrams beyond --sizes' range";
-  const nlohmann::json doc = quick_json("ipc", {"--transport", "udp,sysv-msg,posix-mq,unix-dgram", "--sizes",
-                                                fmt::format("64,70000,{}", dgram_too_big), "--mode", "latency",
-                                                "--placement", "two-cpus"});
+  const nlohmann::json doc =
+      quick_json("ipc", {"--transport", "udp,sysv-msg,posix-mq,unix-dgram", "--sizes",
+                         fmt::format("64,70000,{}", dgram_too_big), "--mode", "latency", "--placement", "two-cpus"});
   EXPECT_TRUE(doc["failed"].empty()) << doc["failed"].dump();
   const std::string skips = skips_text(doc);
   EXPECT_NE(skips.find("udp latency, 70000 B"), std::string::npos) << skips;
@@ -155,8 +158,8 @@ TEST(IpcLabCaps, ASizeTheKernelCapsIsSkippedWithTheLimitNamed) {
 
 TEST(IpcLabVerdicts, TheClaimsAreDecidedFromTheirMeasurements) {
   const nlohmann::json doc = quick_json("ipc", {"--transport", "pipe,shm-spin,memfd", "--sizes", "64,262144"});
-  for (const char* id : {"shared-memory-beats-pipe", "pipe-pays-for-copies", "zero-copy-beats-pipe",
-                         "busy-poll-near-floor"}) {
+  for (const char* id :
+       {"shared-memory-beats-pipe", "pipe-pays-for-copies", "zero-copy-beats-pipe", "busy-poll-near-floor"}) {
     const nlohmann::json* verdict = find_verdict(doc, id);
     ASSERT_NE(verdict, nullptr);
     EXPECT_FALSE((*verdict)["evidence"].get<std::string>().empty());
@@ -185,11 +188,12 @@ TEST(IpcLabRemote, ConnectMeasuresAgainstListen) {
     return run_and_signal("ipc", {"--listen", std::to_string(port)}, 4s, SIGTERM);
   });
   std::this_thread::sleep_for(500ms);
-  const nlohmann::json doc = quick_json("ipc", {"--connect", fmt::format("127.0.0.1:{}", port), "--transport",
-                                                "tcp,udp,pipe", "--sizes", "64,3000"});
+  const nlohmann::json doc = quick_json(
+      "ipc", {"--connect", fmt::format("127.0.0.1:{}", port), "--transport", "tcp,udp,pipe", "--sizes", "64,3000"});
   for (const char* key : {"tcp", "udp"})
     for (int bytes : {64, 3000}) {
-      const auto found = find_results(doc, "round trip", {{"transport", key}, {"bytes", bytes}, {"placement", "remote"}});
+      const auto found =
+          find_results(doc, "round trip", {{"transport", key}, {"bytes", bytes}, {"placement", "remote"}});
       EXPECT_EQ(found.size(), 1u) << key << " " << bytes;
     }
   EXPECT_NE(skips_text(doc).find("only tcp and udp reach another machine"), std::string::npos);
@@ -219,8 +223,8 @@ class NothingLeft : public ::testing::TestWithParam<std::string> {
     if (::mount("mqueue", "/dev/mqueue", "mqueue", 0, nullptr) == 0) {
       mounted_ = true;
     } else {
-      why_not_ = fmt::format("mount -t mqueue /dev/mqueue failed (errno {}): POSIX queues are not checked for leaks",
-                             errno);
+      why_not_ =
+          fmt::format("mount -t mqueue /dev/mqueue failed (errno {}): POSIX queues are not checked for leaks", errno);
     }
   }
   static void TearDownTestSuite() {
@@ -261,12 +265,11 @@ std::vector<std::string> every_transport() {
   return keys;
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryTransport, NothingLeft, ::testing::ValuesIn(every_transport()),
-                         [](const auto& param) {
-                           std::string name = param.param;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(EveryTransport, NothingLeft, ::testing::ValuesIn(every_transport()), [](const auto& param) {
+  std::string name = param.param;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+});
 
 // ---- oslab-c2c ----------------------------------------------------------------------------
 
@@ -287,7 +290,6 @@ TEST(C2cLab, MeasuresEveryPairBothWays) {
   expect_usage_error("c2c", {"--tests", "telepathy"});
   expect_usage_error("c2c", {"--max-seconds", "0"});
 }
-
 
 // ---- oslab-shm ----------------------------------------------------------------------------
 
@@ -319,11 +321,10 @@ TEST(ShmLab, SharesRemovesAndShowsTheRaceAndItsCure) {
 TEST(SignalsLab, StandardSignalsCoalesceRealTimeSignalsQueue) {
   const nlohmann::json doc = quick_json("signals", {"--sends", "500"});
   EXPECT_TRUE(doc["failed"].empty()) << doc["failed"].dump();
-  for (const char* id :
-       {"sigsegv-kills", "sigsegv-says-where", "sigchld", "sigpipe", "sigalrm", "kill-says-who",
-        "sigqueue-carries-a-value", "raise-is-synchronous", "pthread-kill-to-one-thread",
-        "process-signal-to-unblocking-thread", "standard-signals-coalesce", "realtime-signals-queue",
-        "eintr-without-sa-restart", "sa-restart-restarts", "signalfd-reads-signals"}) {
+  for (const char* id : {"sigsegv-kills", "sigsegv-says-where", "sigchld", "sigpipe", "sigalrm", "kill-says-who",
+                         "sigqueue-carries-a-value", "raise-is-synchronous", "pthread-kill-to-one-thread",
+                         "process-signal-to-unblocking-thread", "standard-signals-coalesce", "realtime-signals-queue",
+                         "eintr-without-sa-restart", "sa-restart-restarts", "signalfd-reads-signals"}) {
     const nlohmann::json* fact = find_verdict(doc, id);
     ASSERT_NE(fact, nullptr);
     EXPECT_EQ((*fact)["state"], "holds") << fact->dump();
@@ -334,8 +335,8 @@ TEST(SignalsLab, StandardSignalsCoalesceRealTimeSignalsQueue) {
   EXPECT_NE((*find_verdict(doc, "realtime-signals-queue"))["evidence"].get<std::string>().find("500 delivered"),
             std::string::npos);
   for (const char* receiver : {"handler", "sigwaitinfo", "signalfd"})
-    EXPECT_EQ(find_results(doc, "delivery", {{"receiver", receiver}}).size(),
-              doc["params"]["placements"].size()) << receiver;
+    EXPECT_EQ(find_results(doc, "delivery", {{"receiver", receiver}}).size(), doc["params"]["placements"].size())
+        << receiver;
   EXPECT_NE(find_verdict(doc, "handler-costs-more-than-sigwaitinfo"), nullptr);
   expect_usage_error("signals", {"--sends", "1"});
   expect_usage_error("signals", {"--placement", "everywhere"});

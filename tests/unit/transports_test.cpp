@@ -262,6 +262,43 @@ TEST_P(Broken, ALazyTransportIsCaughtByItsSystemCalls) {
   }
 }
 
+// Side 1 dies (as a process) or throws (as a thread) in the middle of the exchange: side 0,
+// waiting for an answer, must hear of it within the harness's grace period, never wait forever.
+class DyingChannel : public Channel {
+ public:
+  explicit DyingChannel(std::unique_ptr<Channel> inner)
+      : Channel(inner->name(), inner->message_bytes()), inner_(std::move(inner)) {}
+  void attach(Party& party) override {
+    inner_->attach(party);
+    in_thread_ = party.in_thread();
+  }
+  void send(size_t side, std::span<std::byte> message) override { inner_->send(side, message); }
+  std::span<const std::byte> receive(size_t side) override {
+    auto message = inner_->receive(side);
+    if (side == 1 && ++received_ == 5) {
+      if (!in_thread_) _exit(3);
+      throw std::runtime_error("side 1 gives up");
+    }
+    return message;
+  }
+  void release(size_t side) override { inner_->release(side); }
+  SyscallExpectation per_message() const override { return inner_->per_message(); }
+
+ private:
+  std::unique_ptr<Channel> inner_;
+  bool in_thread_ = false;
+  int received_ = 0;
+};
+
+TEST_P(Broken, APeerThatDiesIsNoticedWithinTheDeadline) {
+  for (const char* key : {"pipe", "shm-futex", "sysv-msg", "posix-mq"}) {
+    ChannelExchange exchange(std::make_unique<DyingChannel>(make_channel(key, 64)), 5);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_THROW(run_ping_pong(exchange, options(GetParam()), plan(50)), std::runtime_error) << key;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 10s) << key << ": waited for a dead peer";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(ThreadsAndProcesses, Broken, ::testing::Values(false, true),
                          [](const auto& param) { return param.param ? "threads" : "processes"; });
 
