@@ -64,7 +64,7 @@ std::string megabytes(double mb_per_s) {
   return fmt::format("{} MB/s", oslab::format_number(mb_per_s));
 }
 
-// Busy polling is timed in batches: one round trip lasts only a few timer reads.
+// Busy polling of a small message is timed in batches: one round trip lasts a few timer reads.
 constexpr int64_t kSpinBatch = 100;
 
 // ---- Across machines: --listen and --connect ---------------------------------------------
@@ -320,7 +320,8 @@ struct Experiment {
   void latency_case(oslab::Report& report, const std::string& key, size_t bytes, Placement placement) {
     auto exchange = oslab::make_exchange(key, bytes, lab.options().seed);
     oslab::SamplingPlan plan = lab.plan();
-    const bool spin = key == "shm-spin";
+    // Busy polling is batched only where a round trip lasts a few timer reads (small messages).
+    const bool spin = key == "shm-spin" && bytes <= 4096;
     if (spin) plan.batch = kSpinBatch;
     const oslab::PingPongResult r = oslab::run_ping_pong(*exchange, party_options(placement), plan);
     std::map<std::string, double> counters = r.pong_counters.to_map("answerer_");
@@ -396,9 +397,9 @@ struct Experiment {
     report.add_samples(
         "stream", params_of(key, bytes, placement), rates,
         {.what = fmt::format("MB/s (10^6 bytes/s) of {} messages of {} bytes sent back to back from side 0 to side 1 "
-                             "({}), {}, each checked by the receiver; a sample ends when side 1 has checked the "
-                             "last; counters per message",
-                             plan.batch, bytes, info(key).what, where(placement)),
+                             "over {} (its side 0 to side 1 direction: {}), {}, each checked by the receiver; a sample "
+                             "ends when side 1 has checked the last; counters per message",
+                             plan.batch, bytes, key, info(key).what, where(placement)),
          .unit = "MB/s",
          .counters = counters,
          .headline = (key == "pipe" || key == "memfd") && bytes == options.sizes.back()},
@@ -430,6 +431,9 @@ struct Experiment {
   // ---- Across machines ----
 
   void measure_remote(oslab::Report& report) {
+    if (options.bandwidth)
+      report.skip("bandwidth to " + options.connect_host,
+                  "--connect measures round trips only; for a stream between machines use a tool made for it (iperf3)");
     for (const auto& key : options.transports) {
       if (key != "tcp" && key != "udp") {
         report.skip(fmt::format("{} to {}", key, options.connect_host), "only tcp and udp reach another machine");
@@ -495,7 +499,7 @@ struct Experiment {
                       "voluntary (it blocked) + involuntary (preempted, or yielded); syscalls: counted "
                       "by the kernel in a separate pass, both sides, ") +
               to_string(verify_placement) + " only." +
-              std::string(has("shm-spin") ? " shm-spin figures are means of batches of round trips." : ""),
+              std::string(has("shm-spin") ? " shm-spin figures up to 4 KiB are means of batches of round trips." : ""),
           1};
       for (const auto& key : options.transports) {
         if (!info(key).latency) continue;

@@ -170,6 +170,7 @@ void from_the_os(Observations& seen) {
   seen.segv_page = reinterpret_cast<uintptr_t>(page);
   pid_t pid = check_errno("fork", ::fork());
   if (pid == 0) {
+    ::signal(SIGSEGV, SIG_DFL);  // no handler, not even a sanitizer's
     *static_cast<volatile int*>(page) = 1;
     _exit(0);
   }

@@ -201,6 +201,17 @@ TEST(IpcLabRemote, ConnectMeasuresAgainstListen) {
   EXPECT_TRUE(!status.exited && status.signal == SIGTERM) << status.describe();
 }
 
+TEST(IpcLabConcurrency, TwoRunsAtOnceNeverCollide) {
+  // Named objects carry the pid; System V ones are IPC_PRIVATE: two runs share nothing.
+  const std::vector<std::string> args{"--quick", "--json", "--transport", "fifo,posix-mq,posix-shm,sysv-msg",
+                                      "--sizes", "64",     "--mode",      "latency"};
+  auto first = std::async(std::launch::async, [&] { return run_lab("ipc", args); });
+  const RunResult second = run_lab("ipc", args);
+  const RunResult other = first.get();
+  EXPECT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(other.exit_code, 0) << other.err;
+}
+
 // ---- Nothing left behind ------------------------------------------------------------------
 
 // /dev/mqueue is where POSIX message queues show; it is not mounted everywhere. Mounted here
