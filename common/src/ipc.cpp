@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "oslab/error.hpp"
+#include "oslab/guardian.hpp"
 #include "oslab/process.hpp"
 
 namespace oslab {
@@ -63,11 +64,13 @@ int reap_stale_ipc_objects() {
 SysvShm SysvShm::create(size_t bytes) {
   int id = check_errno("shmget", ::shmget(IPC_PRIVATE, bytes, IPC_CREAT | IPC_EXCL | 0600));
   cleanup::track_object(cleanup::Kind::sysv_shm, nullptr, id);
+  guardian::watch(guardian::Object::sysv_shm, id);
   void* addr = ::shmat(id, nullptr, 0);
   if (addr == reinterpret_cast<void*>(-1)) {
     int saved = errno;
     ::shmctl(id, IPC_RMID, nullptr);
     cleanup::untrack_object(cleanup::Kind::sysv_shm, nullptr, id);
+    guardian::forget(guardian::Object::sysv_shm, id);
     throw SysError("shmat", saved);
   }
   return SysvShm(id, addr, bytes);
@@ -83,6 +86,7 @@ void SysvShm::remove() {
   if (removed_ || id_ < 0) return;
   check_errno("shmctl(IPC_RMID)", ::shmctl(id_, IPC_RMID, nullptr));
   cleanup::untrack_object(cleanup::Kind::sysv_shm, nullptr, id_);
+  guardian::forget(guardian::Object::sysv_shm, id_);
   removed_ = true;
 }
 
@@ -91,6 +95,7 @@ SysvShm::~SysvShm() {
   if (id_ >= 0 && !removed_) {
     ::shmctl(id_, IPC_RMID, nullptr);
     cleanup::untrack_object(cleanup::Kind::sysv_shm, nullptr, id_);
+    guardian::forget(guardian::Object::sysv_shm, id_);
   }
 }
 
@@ -98,17 +103,22 @@ namespace {
 cleanup::Kind kind_of(SysvId::Type type) {
   return type == SysvId::Type::semaphores ? cleanup::Kind::sysv_sem : cleanup::Kind::sysv_msg;
 }
+guardian::Object guarded(SysvId::Type type) {
+  return type == SysvId::Type::semaphores ? guardian::Object::sysv_sem : guardian::Object::sysv_msg;
+}
 }  // namespace
 
 SysvId SysvId::semaphores(int count) {
   int id = check_errno("semget", ::semget(IPC_PRIVATE, count, IPC_CREAT | IPC_EXCL | 0600));
   cleanup::track_object(cleanup::Kind::sysv_sem, nullptr, id);
+  guardian::watch(guardian::Object::sysv_sem, id);
   return SysvId(Type::semaphores, id);
 }
 
 SysvId SysvId::message_queue() {
   int id = check_errno("msgget", ::msgget(IPC_PRIVATE, IPC_CREAT | IPC_EXCL | 0600));
   cleanup::track_object(cleanup::Kind::sysv_msg, nullptr, id);
+  guardian::watch(guardian::Object::sysv_msg, id);
   return SysvId(Type::message_queue, id);
 }
 
@@ -119,6 +129,7 @@ void SysvId::remove() {
   int rc = type_ == Type::semaphores ? ::semctl(id_, 0, IPC_RMID) : ::msgctl(id_, IPC_RMID, nullptr);
   check_errno(type_ == Type::semaphores ? "semctl(IPC_RMID)" : "msgctl(IPC_RMID)", rc);
   cleanup::untrack_object(kind_of(type_), nullptr, id_);
+  guardian::forget(guarded(type_), id_);
   id_ = -1;
 }
 
@@ -138,10 +149,19 @@ cleanup::Kind kind_of(PosixName::Type type) {
   }
   return cleanup::Kind::posix_sem;
 }
+guardian::Object guarded(PosixName::Type type) {
+  switch (type) {
+    case PosixName::Type::shm: return guardian::Object::posix_shm;
+    case PosixName::Type::mq: return guardian::Object::posix_mq;
+    case PosixName::Type::sem: break;
+  }
+  return guardian::Object::posix_sem;
+}
 }  // namespace
 
 PosixName::PosixName(Type type, std::string name) : type_(type), name_(std::move(name)) {
   cleanup::track_object(kind_of(type_), name_.c_str());
+  guardian::watch(guarded(type_), -1, name_.c_str());
 }
 
 PosixName::PosixName(PosixName&& other) noexcept
@@ -157,6 +177,7 @@ void PosixName::unlink() {
   }
   linked_ = false;
   cleanup::untrack_object(kind_of(type_), name_.c_str());
+  guardian::forget(guarded(type_), -1, name_.c_str());
   if (rc == -1 && errno != ENOENT) throw SysError("unlink " + name_, errno);
 }
 
