@@ -60,6 +60,7 @@ Timeline reconstruct(std::span<const std::span<const CpuRun>> runs_per_worker, i
 
   auto close = [&](Slice& slice) {
     ++timeline.slices_of[slice.worker];
+    timeline.breaks += slice.breaks;
     timeline.slices.push_back(slice);
   };
   Slice current;
@@ -67,7 +68,10 @@ Timeline reconstruct(std::span<const std::span<const CpuRun>> runs_per_worker, i
   for (const Tagged& tagged : all) {
     CpuRun run = tagged.run;
     if (open && tagged.worker == current.worker) {
-      if (run.start_ns > current.end_ns) current.outside_ns += run.start_ns - current.end_ns;
+      if (run.start_ns > current.end_ns) {
+        current.outside_ns += run.start_ns - current.end_ns;
+        ++current.breaks;
+      }
       if (run.end_ns > current.end_ns) {
         current.on_cpu_ns += run.end_ns - std::max(run.start_ns, current.end_ns);
         current.end_ns = run.end_ns;
@@ -85,7 +89,7 @@ Timeline reconstruct(std::span<const std::span<const CpuRun>> runs_per_worker, i
       ++timeline.switches;
       close(current);
     }
-    current = Slice{tagged.worker, run.start_ns, run.end_ns, run.end_ns - run.start_ns, 0, false};
+    current = Slice{tagged.worker, run.start_ns, run.end_ns, run.end_ns - run.start_ns, 0, 0, false};
     open = true;
   }
   if (open) close(current);

@@ -60,6 +60,8 @@ TEST(Reconstruct, SlicesSwitchesAndGaps) {
   EXPECT_EQ(t.slices[0].end_ns, 300);  // the interrupt does not end A's slice
   EXPECT_EQ(t.slices[0].on_cpu_ns, 250);
   EXPECT_EQ(t.slices[0].outside_ns, 50);
+  EXPECT_EQ(t.slices[0].breaks, 1u);
+  EXPECT_EQ(t.breaks, 1u);
   EXPECT_EQ(t.slices[1].worker, 1u);
   EXPECT_EQ(t.slices[2].worker, 0u);
   EXPECT_EQ(t.slices[3].worker, 1u);

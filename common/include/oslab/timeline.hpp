@@ -89,6 +89,7 @@ struct Slice {
   int64_t start_ns = 0, end_ns = 0;
   int64_t on_cpu_ns = 0;   // the worker's runs inside the slice
   int64_t outside_ns = 0;  // gaps inside the slice where none of the workers ran
+  size_t breaks = 0;       // how many such gaps (interrupts, mostly)
   // Bounded by another worker's slice on both sides, inside the window: a whole slice. The
   // first and last slices of the window are cut by it, so their lengths say nothing.
   bool complete = false;
@@ -101,6 +102,7 @@ struct Timeline {
   std::vector<int64_t> on_cpu_ns;  // per worker: time inside its runs
   std::vector<size_t> slices_of;   // per worker: how many slices it had
   size_t switches = 0;             // from one worker to another
+  size_t breaks = 0;               // gaps inside slices (Slice::breaks), all slices together
   int64_t idle_between_ns = 0;     // gaps between two slices where none of the workers ran
   size_t overlaps = 0;             // runs of two workers at once: impossible on one CPU
   int64_t window_ns() const noexcept { return window_end_ns - window_start_ns; }
