@@ -148,8 +148,9 @@ int nice_to_weight(int nice) {
   return kWeights[static_cast<size_t>(nice + 20)];
 }
 
-std::optional<double> kernel_weight(pid_t tid) {
-  const auto weight = sched_field(fmt::format("/proc/self/task/{}/sched", tid), "se.load.weight");
+std::optional<double> kernel_weight(pid_t tid, pid_t tgid) {
+  const std::string process = tgid == 0 ? std::string("self") : std::to_string(tgid);
+  const auto weight = sched_field(fmt::format("/proc/{}/task/{}/sched", process, tid), "se.load.weight");
   if (!weight) return std::nullopt;
   // 64-bit kernels keep weights with 10 more bits of resolution (scale_load()).
   return *weight >= 1024.0 * 2 ? *weight / 1024.0 : *weight;

@@ -39,9 +39,9 @@ int get_nice(pid_t tid = 0);
 int nice_to_weight(int nice);
 inline constexpr int kIdleWeight = 3;
 
-// The weight the kernel holds for a thread of this process (se.load.weight in
-// /proc/self/task/<tid>/sched, unscaled), or nullopt when the file does not show it.
-std::optional<double> kernel_weight(pid_t tid);
+// The weight the kernel holds for thread `tid` of process `tgid` (0: this process):
+// se.load.weight in /proc/<tgid>/task/<tid>/sched, unscaled; nullopt when not shown.
+std::optional<double> kernel_weight(pid_t tid, pid_t tgid = 0);
 
 // The real-time bandwidth limit: real-time threads may use runtime_us of every period_us on a
 // CPU; the rest is left to the others. runtime_us == -1: no limit.
