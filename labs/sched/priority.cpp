@@ -62,9 +62,7 @@ struct Setup {
                ? fmt::format("{} nice {}", oslab::to_string(policy), nice)
                : oslab::to_string(policy);
   }
-  double table_weight() const {
-    return policy == Policy::idle ? oslab::kIdleWeight : oslab::nice_to_weight(nice);
-  }
+  double table_weight() const { return policy == Policy::idle ? oslab::kIdleWeight : oslab::nice_to_weight(nice); }
 };
 
 // What a worker of a pair reports, in shared memory.
@@ -214,8 +212,8 @@ struct Experiment {
         outcome.weak_share_percent,
         {.what = fmt::format("B's share of the CPU time A and B got together in one round of {} ({} vs {}, {} "
                              "spinning on CPU {})",
-                             oslab::format_duration(static_cast<double>(outcome.round_ns)), a.label(), b.label(),
-                             kind, cpu),
+                             oslab::format_duration(static_cast<double>(outcome.round_ns)), a.label(), b.label(), kind,
+                             cpu),
          .unit = "%",
          .headline = a.nice == base_nice && b.nice == base_nice + 5});
     shares.rows.push_back({kind, fmt::format("{} : {}", a.label(), b.label()),
@@ -231,24 +229,24 @@ struct Experiment {
                              kernel < 0 ? std::string("not shown") : fmt::format("{:.0f}", kernel)});
       if (kernel >= 0)
         report.fact(fmt::format("weight-{}-{}", id, w == 0 ? "a" : "b"),
-                    fmt::format("the kernel gives a {} {} worker the weight of its table, {:.0f}", kind,
-                                setup.label(), setup.table_weight()),
+                    fmt::format("the kernel gives a {} {} worker the weight of its table, {:.0f}", kind, setup.label(),
+                                setup.table_weight()),
                     kernel == setup.table_weight(),
-                    fmt::format("se.load.weight in /proc/self/task/{}/sched: {:.0f} (unscaled)",
-                                outcome.records[w].tid, kernel));
+                    fmt::format("se.load.weight in /proc/self/task/{}/sched: {:.0f} (unscaled)", outcome.records[w].tid,
+                                kernel));
     }
-    report.verdict(fmt::format("share-{}", id),
-                   fmt::format("{} vs {} as {}: the CPU is shared as the weights say, {:.0f}:{:.0f} = {:.2f}:1, "
-                               "within {:.0f}%",
-                               a.label(), b.label(), kind, a.table_weight(), b.table_weight(), share.expected_ratio,
-                               100 * (tolerance - 1)),
-                   oslab::all_of({oslab::decide(share.ratio, oslab::Compare::above, share.expected_ratio / tolerance),
-                                  oslab::decide(share.ratio, oslab::Compare::below, share.expected_ratio * tolerance)}),
-                   fmt::format("measured {:.2f}:1 (median of {} rounds of {}; interval {:.2f} .. {:.2f}); B got "
-                               "{:.2f}% where the weights give {:.2f}%",
-                               share.ratio.value, share.summary.n,
-                               oslab::format_duration(static_cast<double>(outcome.round_ns)), share.ratio.low,
-                               share.ratio.high, share.summary.p50, share.expected_percent));
+    report.verdict(
+        fmt::format("share-{}", id),
+        fmt::format("{} vs {} as {}: the CPU is shared as the weights say, {:.0f}:{:.0f} = {:.2f}:1, "
+                    "within {:.0f}%",
+                    a.label(), b.label(), kind, a.table_weight(), b.table_weight(), share.expected_ratio,
+                    100 * (tolerance - 1)),
+        oslab::all_of({oslab::decide(share.ratio, oslab::Compare::above, share.expected_ratio / tolerance),
+                       oslab::decide(share.ratio, oslab::Compare::below, share.expected_ratio * tolerance)}),
+        fmt::format("measured {:.2f}:1 (median of {} rounds of {}; interval {:.2f} .. {:.2f}); B got "
+                    "{:.2f}% where the weights give {:.2f}%",
+                    share.ratio.value, share.summary.n, oslab::format_duration(static_cast<double>(outcome.round_ns)),
+                    share.ratio.low, share.ratio.high, share.summary.p50, share.expected_percent));
   }
 
   // ---- the cases ----------------------------------------------------------------------
@@ -264,7 +262,8 @@ struct Experiment {
           const Setup a{Policy::other, base_nice}, b{Policy::other, b_nice};
           // A weaker B needs longer rounds to get a few slices in each.
           const double ratio = a.table_weight() / b.table_weight();
-          const auto round_ns = static_cast<int64_t>(static_cast<double>(round_ms * kMs) * std::clamp(ratio / 4, 1.0, 4.0));
+          const auto round_ns =
+              static_cast<int64_t>(static_cast<double>(round_ms * kMs) * std::clamp(ratio / 4, 1.0, 4.0));
           const PairOutcome outcome = run_pair(a, b, kind == "threads", round_ns);
           record_pair(report, kind, a, b, outcome, fmt::format("nice-{}-vs-{}-{}", base_nice, b_nice, kind), 1.25);
           if (kind == "threads") {
@@ -419,9 +418,8 @@ struct Experiment {
       if (watchdog.demoted() > 0) throw std::runtime_error("the SCHED_FIFO worker overran and was demoted");
 
       const int64_t start = control->start_ns.load();
-      const oslab::Timeline normal =
-          oslab::reconstruct(std::vector<std::span<const oslab::CpuRun>>{records[1].log.runs()}, start,
-                             start + window_ns);
+      const oslab::Timeline normal = oslab::reconstruct(
+          std::vector<std::span<const oslab::CpuRun>>{records[1].log.runs()}, start, start + window_ns);
       int64_t longest_stall = 0, previous_end = start;
       for (const oslab::CpuRun& run : records[1].log.runs()) {
         if (run.end_ns < start) continue;
@@ -456,21 +454,20 @@ struct Experiment {
                             oslab::format_percent(normal_share), fmt::format("{} slices", normal.slices.size()),
                             oslab::format_duration(static_cast<double>(longest_stall))});
       report.table(table);
-      report.verdict("fifo-starves-normal",
-                     fmt::format("a SCHED_FIFO spinner starves a normal thread on its CPU: it gets no more than the "
-                                 "{} RT throttling leaves (with 2 points to spare)",
-                                 oslab::format_percent(limit_share)),
-                     normal_share <= limit_share + 0.02 ? oslab::VerdictState::holds
-                                                         : oslab::VerdictState::does_not_hold,
-                     fmt::format("the normal thread got {} of the CPU in {}; its longest wait was {}",
-                                 oslab::format_percent(normal_share),
-                                 oslab::format_duration(static_cast<double>(window_ns)),
-                                 oslab::format_duration(static_cast<double>(longest_stall))));
+      report.verdict(
+          "fifo-starves-normal",
+          fmt::format("a SCHED_FIFO spinner starves a normal thread on its CPU: it gets no more than the "
+                      "{} RT throttling leaves (with 2 points to spare)",
+                      oslab::format_percent(limit_share)),
+          normal_share <= limit_share + 0.02 ? oslab::VerdictState::holds : oslab::VerdictState::does_not_hold,
+          fmt::format("the normal thread got {} of the CPU in {}; its longest wait was {}",
+                      oslab::format_percent(normal_share), oslab::format_duration(static_cast<double>(window_ns)),
+                      oslab::format_duration(static_cast<double>(longest_stall))));
       report.verdict("throttle-lets-normal-run",
                      "RT throttling lets the starved thread run within each second (it gets at least 1%)",
-                     window_ns < 1'000 * kMs         ? oslab::VerdictState::inconclusive
-                     : normal_share >= 0.01          ? oslab::VerdictState::holds
-                                                     : oslab::VerdictState::does_not_hold,
+                     window_ns < 1'000 * kMs ? oslab::VerdictState::inconclusive
+                     : normal_share >= 0.01  ? oslab::VerdictState::holds
+                                             : oslab::VerdictState::does_not_hold,
                      fmt::format("the normal thread got {} in a window of {}{}", oslab::format_percent(normal_share),
                                  oslab::format_duration(static_cast<double>(window_ns)),
                                  window_ns < 1'000 * kMs ? " (shorter than a throttling period: cannot tell)" : ""));
@@ -519,13 +516,12 @@ struct Experiment {
         // The first turn of each worker is not a hand-over from a yield.
         const double handoffs = std::max(0.0, static_cast<double>(records[0].handoffs + records[1].handoffs) - 1);
         const double fraction = yields > 0 ? handoffs / yields : 0;
-        report.add_samples("yield-handoff", {{"policy", to_string(policy)}, {"cpu", cpu}, {"placement", "same-cpu"}},
-                           {100 * fraction},
-                           {.what = fmt::format("share of sched_yield() calls after which the other thread ran "
-                                                "next, two {} threads on CPU {} for {}",
-                                                to_string(policy), cpu,
-                                                oslab::format_duration(static_cast<double>(window_ns))),
-                            .unit = "%"});
+        report.add_samples(
+            "yield-handoff", {{"policy", to_string(policy)}, {"cpu", cpu}, {"placement", "same-cpu"}}, {100 * fraction},
+            {.what = fmt::format("share of sched_yield() calls after which the other thread ran "
+                                 "next, two {} threads on CPU {} for {}",
+                                 to_string(policy), cpu, oslab::format_duration(static_cast<double>(window_ns))),
+             .unit = "%"});
         table.rows.push_back({to_string(policy), oslab::format_number(yields), oslab::format_percent(fraction),
                               oslab::format_duration(yields > 0 ? static_cast<double>(window_ns) / yields : 0)});
         if (policy == Policy::fifo)
@@ -542,8 +538,8 @@ struct Experiment {
   void tables(oslab::Report& report) {
     if (!shares.rows.empty()) {
       shares.title = fmt::format("CPU shares of two spinners on CPU {} (A : B)", cpu);
-      shares.header = {"as", "A : B", "weights (kernel table)", "expected A:B", "measured A:B", "interval",
-                       "B's share", "by the weights"};
+      shares.header = {"as",       "A : B",     "weights (kernel table)", "expected A:B", "measured A:B",
+                       "interval", "B's share", "by the weights"};
       shares.footnote =
           "Weights: sched_prio_to_weight in kernel/sched/core.c (SCHED_IDLE: WEIGHT_IDLEPRIO = 3). Measured: "
           "from the median of B's share over the rounds. Each nice step is about 1.25x: nice 0 : nice 5 = 3.06:1.";
@@ -568,47 +564,47 @@ int main(int argc, char** argv) {
       .claim = "The notes: every thread has a scheduling policy and priority (\"politica y prioridad de\n"
                "ejecucion\", \"Prioridad del scheduling\", a process's \"priority class\"); the scheduler\n"
                "decides how much each one runs (\"saber cuanto se ejecuta cada thread\").",
-      .explain =
-          "Two CPU-bound workers are pinned to one CPU and spin for several rounds; each reads its own\n"
-          "CPU time (CLOCK_THREAD_CPUTIME_ID) at the start and end of every round, and the lab reports\n"
-          "the weaker one's share. Under SCHED_OTHER the fair scheduler (EEVDF since 6.6, CFS before)\n"
-          "shares the CPU in proportion to weights, which come from the nice value through a fixed\n"
-          "table (sched_prio_to_weight: 1024 at nice 0, each step about 1.25x, so nice 0 : nice 5 =\n"
-          "1024 : 335, about 3:1). The lab reads each worker's weight back from the kernel\n"
-          "(se.load.weight in /proc/self/task/<tid>/sched) and compares the measured shares with the\n"
-          "table. It does this for two processes and for two threads of one process: on Linux the\n"
-          "nice value belongs to one thread (setpriority with a thread id), though POSIX says it\n"
-          "belongs to the process. Nice values are only raised, which needs no privilege.\n\n"
-          "SCHED_IDLE is for work that should run only when nothing else wants the CPU: its weight\n"
-          "is 3, against 1024 for nice 0. SCHED_BATCH has the weight of its nice value; it only\n"
-          "gives up preempting others when it wakes, so two spinners share 1:1.\n\n"
-          "A SCHED_FIFO thread (priority 1, the lowest real-time one) runs before every normal\n"
-          "thread: a normal spinner on its CPU gets nothing, except what RT throttling keeps for the\n"
-          "others (sched_rt_runtime_us of every sched_rt_period_us: 950 ms of each second by\n"
-          "default, so 5% is left; since 6.12 the fair server does this job for normal threads).\n"
-          "Last, two threads call sched_yield() in a loop under each policy: a real-time thread that\n"
-          "yields goes to the back of its priority's queue, so the other runs next every time -\n"
-          "cooperative multitasking.\n\n"
-          "Real-time cases need root or CAP_SYS_NICE (or RLIMIT_RTPRIO); without them they are\n"
-          "skipped, saying why. Every real-time thread is bounded: it stops at its deadline, a\n"
-          "normal-priority watchdog demotes it if it does not, RT throttling must be on, and\n"
-          "RLIMIT_RTTIME ends the process if one spins for seconds without blocking.\n\n"
-          "Questions: why is a nice value a weight and not a priority in the strict sense? What share\n"
-          "does nice 19 get against nice 0, and how long must you measure to see it? Why does\n"
-          "SCHED_IDLE not get exactly 3/1027? What would happen to the machine without RT throttling?",
+      .explain = "Two CPU-bound workers are pinned to one CPU and spin for several rounds; each reads its own\n"
+                 "CPU time (CLOCK_THREAD_CPUTIME_ID) at the start and end of every round, and the lab reports\n"
+                 "the weaker one's share. Under SCHED_OTHER the fair scheduler (EEVDF since 6.6, CFS before)\n"
+                 "shares the CPU in proportion to weights, which come from the nice value through a fixed\n"
+                 "table (sched_prio_to_weight: 1024 at nice 0, each step about 1.25x, so nice 0 : nice 5 =\n"
+                 "1024 : 335, about 3:1). The lab reads each worker's weight back from the kernel\n"
+                 "(se.load.weight in /proc/self/task/<tid>/sched) and compares the measured shares with the\n"
+                 "table. It does this for two processes and for two threads of one process: on Linux the\n"
+                 "nice value belongs to one thread (setpriority with a thread id), though POSIX says it\n"
+                 "belongs to the process. Nice values are only raised, which needs no privilege.\n\n"
+                 "SCHED_IDLE is for work that should run only when nothing else wants the CPU: its weight\n"
+                 "is 3, against 1024 for nice 0. SCHED_BATCH has the weight of its nice value; it only\n"
+                 "gives up preempting others when it wakes, so two spinners share 1:1.\n\n"
+                 "A SCHED_FIFO thread (priority 1, the lowest real-time one) runs before every normal\n"
+                 "thread: a normal spinner on its CPU gets nothing, except what RT throttling keeps for the\n"
+                 "others (sched_rt_runtime_us of every sched_rt_period_us: 950 ms of each second by\n"
+                 "default, so 5% is left; since 6.12 the fair server does this job for normal threads).\n"
+                 "Last, two threads call sched_yield() in a loop under each policy: a real-time thread that\n"
+                 "yields goes to the back of its priority's queue, so the other runs next every time -\n"
+                 "cooperative multitasking.\n\n"
+                 "Real-time cases need root or CAP_SYS_NICE (or RLIMIT_RTPRIO); without them they are\n"
+                 "skipped, saying why. Every real-time thread is bounded: it stops at its deadline, a\n"
+                 "normal-priority watchdog demotes it if it does not, RT throttling must be on, and\n"
+                 "RLIMIT_RTTIME ends the process if one spins for seconds without blocking.\n\n"
+                 "Questions: why is a nice value a weight and not a priority in the strict sense? What share\n"
+                 "does nice 19 get against nice 0, and how long must you measure to see it? Why does\n"
+                 "SCHED_IDLE not get exactly 3/1027? What would happen to the machine without RT throttling?",
   });
   const auto& nice_steps =
       lab.list_option("--nice", "Nice values above the lab's own for worker B", {{1, 5, 10, 19}, {5}}, 1, 19);
   const auto& kinds = lab.choice_option("--as", "Run the nice pairs as", {"processes", "threads"},
                                         {{"processes", "threads"}, {"processes", "threads"}});
-  const auto& cases = lab.choice_option("--cases", "Cases to run", {"nice", "idle", "batch", "fifo", "yield"},
-                                        {{"nice", "idle", "batch", "fifo", "yield"},
-                                         {"nice", "idle", "batch", "fifo", "yield"}});
-  const long& round_ms = lab.integer_option("--round-ms", "Length of one round of a pair, in ms (longer for a "
+  const auto& cases =
+      lab.choice_option("--cases", "Cases to run", {"nice", "idle", "batch", "fifo", "yield"},
+                        {{"nice", "idle", "batch", "fifo", "yield"}, {"nice", "idle", "batch", "fifo", "yield"}});
+  const long& round_ms = lab.integer_option("--round-ms",
+                                            "Length of one round of a pair, in ms (longer for a "
                                             "much weaker B)",
                                             {200, 100}, 10, 10'000);
-  const long& fifo_ms = lab.integer_option("--fifo-ms", "How long the SCHED_FIFO spinner runs, in ms", {2000, 1200},
-                                           100, 5'000);
+  const long& fifo_ms =
+      lab.integer_option("--fifo-ms", "How long the SCHED_FIFO spinner runs, in ms", {2000, 1200}, 100, 5'000);
   std::optional<Experiment> experiment;
   return lab.run(
       argc, argv,
