@@ -350,7 +350,6 @@ int main(int argc, char** argv) {
         report.show_results_table = false;
       },
       [&](oslab::Report&) {
-        oslab::require_bounded_rt(kHigh);
         if (medium_ms <= cs_ms)
           throw oslab::UsageError(
               fmt::format("--medium-ms ({}) must be longer than --cs-ms ({}) to tell the two "
@@ -359,6 +358,7 @@ int main(int argc, char** argv) {
         const int repetitions = lab.iterations(10, 3);
         if (repetitions > static_cast<int>(kMaxRepetitions))
           throw oslab::UsageError(fmt::format("--iterations: at most {} repetitions", kMaxRepetitions));
+        oslab::require_bounded_rt(kHigh);
         experiment.emplace(lab, repetitions, cs_ms * kMs, medium_ms * kMs, lab.options().cpus.back());
       });
 }
