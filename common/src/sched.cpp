@@ -145,7 +145,8 @@ int get_nice(pid_t tid) {
 
 int nice_to_weight(int nice) {
   if (nice < -20 || nice > 19) throw std::out_of_range(fmt::format("nice {} is outside [-20, 19]", nice));
-  return kWeights[static_cast<size_t>(nice + 20)];
+  const int index = nice + 20;
+  return kWeights[static_cast<size_t>(index)];
 }
 
 std::optional<double> kernel_weight(pid_t tid, pid_t tgid) {

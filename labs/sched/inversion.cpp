@@ -126,8 +126,8 @@ struct Experiment {
   oslab::RtWatchdog watchdog;
   std::vector<Outcome> outcomes;
 
-  Experiment(const oslab::Lab& lab_, int repetitions_, int64_t cs_ns, int64_t medium_ns_, int cpu_)
-      : lab(lab_), repetitions(repetitions_), critical_section_ns(cs_ns), medium_ns(medium_ns_), cpu(cpu_) {}
+  Experiment(const oslab::Lab& of_lab, int repeat, int64_t cs_ns, int64_t medium_work_ns, int on_cpu)
+      : lab(of_lab), repetitions(repeat), critical_section_ns(cs_ns), medium_ns(medium_work_ns), cpu(on_cpu) {}
 
   void low(oslab::Party& party, Scenario& s) const {
     for (int r = 0; r < repetitions; ++r) {

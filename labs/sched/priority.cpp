@@ -134,15 +134,15 @@ struct Experiment {
   oslab::Table shares{"", {}, {}, "", 2};
   std::vector<std::vector<std::string>> weight_rows;
 
-  Experiment(const oslab::Lab& lab_, std::vector<long> nice_steps_, std::vector<std::string> kinds_,
-             std::vector<std::string> cases_, long round_ms_, long fifo_ms_, int cpu_)
-      : lab(lab_),
-        nice_steps(std::move(nice_steps_)),
-        kinds(std::move(kinds_)),
-        cases_wanted(std::move(cases_)),
-        round_ms(round_ms_),
-        fifo_ms(fifo_ms_),
-        cpu(cpu_) {}
+  Experiment(const oslab::Lab& of_lab, std::vector<long> steps, std::vector<std::string> as_kinds,
+             std::vector<std::string> wanted, long round_length_ms, long fifo_length_ms, int on_cpu)
+      : lab(of_lab),
+        nice_steps(std::move(steps)),
+        kinds(std::move(as_kinds)),
+        cases_wanted(std::move(wanted)),
+        round_ms(round_length_ms),
+        fifo_ms(fifo_length_ms),
+        cpu(on_cpu) {}
 
   bool wants(const std::string& name) const {
     return std::find(cases_wanted.begin(), cases_wanted.end(), name) != cases_wanted.end();

@@ -125,8 +125,8 @@ struct Experiment {
   std::vector<CaseResult> cases;
   oslab::RtWatchdog watchdog;
 
-  Experiment(const oslab::Lab& lab_, long workers_, long window_ms_, long timeline_ms_, int cpu_)
-      : lab(lab_), workers(workers_), window_ms(window_ms_), timeline_ms(timeline_ms_), cpu(cpu_) {}
+  Experiment(const oslab::Lab& of_lab, long worker_count, long window_length_ms, long drawn_ms, int on_cpu)
+      : lab(of_lab), workers(worker_count), window_ms(window_length_ms), timeline_ms(drawn_ms), cpu(on_cpu) {}
 
   // How long each policy's window is: SCHED_RR's long enough for whole quanta, SCHED_FIFO's
   // just long enough to see that nobody else runs; both well under the RT throttle's budget.

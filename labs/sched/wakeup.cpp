@@ -116,8 +116,13 @@ struct Experiment {
   std::vector<CaseData> cases;
   oslab::RtWatchdog watchdog;
 
-  Experiment(const oslab::Lab& lab_, int64_t interval, int64_t duration, int64_t block, int priority_, int cpu_)
-      : lab(lab_), interval_ns(interval), duration_ns(duration), block_ns(block), priority(priority_), cpu(cpu_) {}
+  Experiment(const oslab::Lab& of_lab, int64_t interval, int64_t duration, int64_t block, int fifo_priority, int on_cpu)
+      : lab(of_lab),
+        interval_ns(interval),
+        duration_ns(duration),
+        block_ns(block),
+        priority(fifo_priority),
+        cpu(on_cpu) {}
 
   // One block of one case: the sampler thread (and the hog beside it) for block_ns.
   void run_block(CaseData& data) {
