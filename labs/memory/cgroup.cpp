@@ -104,23 +104,6 @@ bool remove_group(const char* dir, const char* procs_file, long ms) noexcept {
   }
 }
 
-[[noreturn]] void guard(int pipe_read, const char* dir, const char* procs_file) noexcept {
-  ::setpgid(0, 0);  // out of the lab's process group: a terminal's ^C is the lab's, not ours
-  for (int signo : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT}) ::signal(signo, SIG_IGN);
-  const int null = ::open("/dev/null", O_RDWR);
-  if (null >= 0)
-    for (int fd : {0, 1, 2}) ::dup2(null, fd);  // never hold the lab's output open
-  ::dup2(pipe_read, 3);
-  if (::syscall(SYS_close_range, 4U, ~0U, 0U) != 0)
-    for (int fd = 4; fd < 1024; ++fd) ::close(fd);
-  char dismissed = 0;
-  ssize_t got;
-  do got = ::read(3, &dismissed, 1);
-  while (got < 0 && errno == EINTR);
-  if (got == 1) _exit(0);  // the lab removed the group itself
-  _exit(remove_group(dir, procs_file, 10'000) ? 0 : 1);
-}
-
 }  // namespace
 
 std::optional<std::string> cgroup_path_of(std::string_view proc_self_cgroup, CgroupVersion version) {
@@ -200,19 +183,14 @@ CgroupProbe find_memory_cgroup() {
   return {std::nullopt, why_v2 + "; " + why_v1};
 }
 
-MemoryCgroup::MemoryCgroup(CgroupVersion version, std::string dir, pid_t guardian, int guardian_fd)
-    : version_(version),
-      dir_(std::move(dir)),
-      procs_file_(dir_ + "/cgroup.procs"),
-      guardian_(guardian),
-      guardian_fd_(guardian_fd) {}
+MemoryCgroup::MemoryCgroup(CgroupVersion version, std::string dir, Guardian guardian)
+    : version_(version), dir_(std::move(dir)), procs_file_(dir_ + "/cgroup.procs"), guardian_(std::move(guardian)) {}
 
 MemoryCgroup::MemoryCgroup(MemoryCgroup&& other) noexcept
     : version_(other.version_),
       dir_(std::move(other.dir_)),
       procs_file_(std::move(other.procs_file_)),
-      guardian_(std::exchange(other.guardian_, -1)),
-      guardian_fd_(std::exchange(other.guardian_fd_, -1)) {
+      guardian_(std::move(other.guardian_)) {
   other.dir_.clear();
 }
 
@@ -234,46 +212,22 @@ MemoryCgroup MemoryCgroup::create(std::string_view lab) {
     throw SkipError(fmt::format("cgroup v2: {} has no writable memory.max", dir));
   }
   // The guardian removes the group if this process dies without doing so.
-  int ends[2];
-  if (::pipe2(ends, O_CLOEXEC) != 0) {
-    const int saved = errno;
+  try {
+    Guardian guardian =
+        Guardian::start([dir, procs = dir + "/cgroup.procs"] { remove_group(dir.c_str(), procs.c_str(), 10'000); });
+    return MemoryCgroup(where.version, dir, std::move(guardian));
+  } catch (...) {
     ::rmdir(dir.c_str());
-    throw SysError("pipe2", saved);
+    throw;
   }
-  const std::string procs = dir + "/cgroup.procs";
-  flush_stdio();
-  const pid_t guardian = ::fork();
-  if (guardian == 0) {
-    ::close(ends[1]);
-    guard(ends[0], dir.c_str(), procs.c_str());
-  }
-  const int saved = errno;
-  ::close(ends[0]);
-  if (guardian < 0) {
-    ::close(ends[1]);
-    ::rmdir(dir.c_str());
-    throw SysError("fork (cgroup guardian)", saved);
-  }
-  return MemoryCgroup(where.version, dir, guardian, ends[1]);
 }
 
 void MemoryCgroup::remove() noexcept {
   if (dir_.empty()) return;
-  const bool removed = remove_group(dir_.c_str(), procs_file_.c_str(), 5'000);
-  if (guardian_ > 0) {
-    if (removed) {
-      const char dismiss = 1;
-      (void)!::write(guardian_fd_, &dismiss, 1);
-    }
-    ::close(guardian_fd_);  // not removed: the guardian goes on trying after we are gone
-    if (removed) {
-      try {
-        if (!wait_for(guardian_, std::chrono::seconds(2))) kill_and_reap(guardian_);
-      } catch (...) {
-      }
-    }
-  }
-  if (!removed) write_stderr("oslab: could not remove a memory cgroup; its guardian will retry\n");
+  if (remove_group(dir_.c_str(), procs_file_.c_str(), 5'000))
+    guardian_.dismiss();
+  else
+    write_stderr("oslab: could not remove a memory cgroup; its guardian will retry\n");
   dir_.clear();
 }
 

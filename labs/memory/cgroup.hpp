@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "guardian.hpp"
+
 namespace oslab::memory {
 
 enum class CgroupVersion { v1, v2 };
@@ -73,12 +75,11 @@ class MemoryCgroup {
   std::vector<pid_t> processes() const;
 
  private:
-  MemoryCgroup(CgroupVersion version, std::string dir, pid_t guardian, int guardian_fd);
+  MemoryCgroup(CgroupVersion version, std::string dir, Guardian guardian);
   void remove() noexcept;
   CgroupVersion version_;
   std::string dir_, procs_file_;
-  pid_t guardian_ = -1;
-  int guardian_fd_ = -1;
+  Guardian guardian_;
 };
 
 // Moves the calling process into the group whose cgroup.procs is `procs_file`. For the child

@@ -6,6 +6,8 @@
 //          oslab-thrash --pattern loop       a loop over the pages: the cliff LRU is known for
 //          oslab-thrash --cgroup none        only the replacement simulation (what a machine
 //                                            without a memory controller gets)
+//          oslab-thrash --make-swap          root: a swap file for the run, and an anonymous
+//                                            working set swapped out and in
 // Expect:  above the working set, no faults: the workload reads memory at tens of millions of
 //          pages a second. One step below it, every miss is a read from the disk: the rate of
 //          progress falls by orders of magnitude, and the fault rate rises as 1 - limit / WS.
@@ -27,7 +29,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <fstream>
+#include <map>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -44,6 +49,7 @@
 #include "oslab/process.hpp"
 #include "oslab/shared.hpp"
 #include "replacement.hpp"
+#include "swapfile.hpp"
 
 namespace {
 
@@ -101,11 +107,11 @@ int run_workload(const WorkloadArgs& a) {
   auto* base = static_cast<unsigned char*>(mapped);
   // Every page holds its own number: written here, so charged to this cgroup, then made clean.
   for (size_t p = 0; p < pages; ++p) *reinterpret_cast<uint64_t*>(base + p * page) = p;
-  if (a.fd >= 0) {
-    if (::fdatasync(a.fd) != 0) oslab::child_fail("fdatasync", errno);
-    // No read-around: a major fault reads the one page asked for (see --explain).
-    if (::madvise(base, a.bytes, MADV_RANDOM) != 0) oslab::child_fail("madvise(MADV_RANDOM)", errno);
-  }
+  if (a.fd >= 0 && ::fdatasync(a.fd) != 0) oslab::child_fail("fdatasync", errno);
+  // No read-around (nor swap read-ahead): a major fault reads the one page asked for (see
+  // --explain); and 4 KiB pages, so that a page, not 2 MiB, is what is evicted.
+  if (::madvise(base, a.bytes, MADV_RANDOM) != 0) oslab::child_fail("madvise(MADV_RANDOM)", errno);
+  if (a.fd < 0) ::madvise(base, a.bytes, MADV_NOHUGEPAGE);
   PageSequence sequence{a.seed | 1, pages, a.loop};
   uint64_t wrong = 0;
   auto read_page = [&](uint64_t p) { wrong += *reinterpret_cast<const volatile uint64_t*>(base + p * page) != p; };
@@ -173,6 +179,8 @@ struct Point {
   uint64_t limit_bytes = 0;
   std::vector<double> ns_per_access;  // one per window
   uint64_t accesses = 0, major_faults = 0, minor_faults = 0, group_major_faults = 0;
+  uint64_t swap_ins = 0, swap_outs = 0;  // /proc/vmstat pswpin, pswpout during the windows
+  long swapped_kib = 0;                  // the workload's VmSwap at the end
   double seconds = 0;
   double major_per_access() const {
     return accesses ? static_cast<double>(major_faults) / static_cast<double>(accesses) : 0;
@@ -201,6 +209,8 @@ struct Experiment {
   bool loop;
   bool use_cgroup;
   std::string dir;
+  bool anon;       // the working set is anonymous memory (swapped) instead of a file
+  bool make_swap;  // create a swap file for the run
 
   uint64_t file_bytes = 0, other_bytes = 0;  // the working set: the file, and the rest the group was charged
   std::vector<Point> points = {};
@@ -223,24 +233,35 @@ struct Experiment {
   // The kernel: the workload in a cgroup whose limit steps down through the working set.
   void kernel_curve(oslab::Report& report) {
     if (!use_cgroup) throw oslab::SkipError("--cgroup none: only the replay runs");
+    std::optional<oslab::memory::SwapFile> swap;  // declared first: it goes after the group
+    if (make_swap) {
+      swap.emplace(oslab::memory::SwapFile::create(dir, "thrash", static_cast<uint64_t>(size_mib) * 2 * kMiB));
+      report.params["swap_file"] = swap->path();
+    }
     MemoryCgroup group = MemoryCgroup::create("thrash");
     cgroup_described = group.describe();
     report.params["cgroup"] = cgroup_described;
-    oslab::UniqueFd file = oslab::memory::temporary_file(dir, static_cast<size_t>(size_mib) * kMiB);
-    if (const std::string fs = oslab::memory::memory_file_system(file.get()); !fs.empty())
-      throw oslab::SkipError(
-          fmt::format("{} is {}: its pages live only in memory, so with no swap nothing could be "
-                      "evicted (--dir a directory on a disk)",
-                      dir, fs));
+    oslab::UniqueFd file;
+    if (!anon) {
+      file = oslab::memory::temporary_file(dir, static_cast<size_t>(size_mib) * kMiB);
+      if (const std::string fs = oslab::memory::memory_file_system(file.get()); !fs.empty())
+        throw oslab::SkipError(
+            fmt::format("{} is {}: its pages live only in memory, so with no swap nothing could "
+                        "be evicted (--dir a directory on a disk)",
+                        dir, fs));
+    } else if (!oslab::machine().has("swap") && !swap) {
+      throw oslab::SkipError("anonymous memory can only be evicted to swap, and there is none");
+    }
     oslab::Shared<Control> control;
     oslab::SharedArray<uint32_t> recording(references);
     std::fill(recording.data(), recording.data() + references, 0);  // charged to the lab, not the group
-    Workload workload(args(file.get(), group.procs_file().c_str(), control.get(), recording.data()),
+    Workload workload(args(anon ? -1 : file.get(), group.procs_file().c_str(), control.get(), recording.data()),
                       std::chrono::seconds(120));
     recorded.assign(recording.data(), recording.data() + references);
     const oslab::memory::CgroupStats idle = group.stats();
     file_bytes = static_cast<uint64_t>(size_mib) * kMiB;
-    other_bytes = idle.usage_bytes > idle.file_bytes ? idle.usage_bytes - idle.file_bytes : 0;
+    const uint64_t held = anon ? std::min(idle.usage_bytes, file_bytes) : idle.file_bytes;
+    other_bytes = idle.usage_bytes > held ? idle.usage_bytes - held : 0;
     report.params["group_file_mib_at_start"] = static_cast<double>(idle.file_bytes) / kMiB;
     report.params["group_other_mib_at_start"] = static_cast<double>(other_bytes) / kMiB;
     for (long percent : percents) {
@@ -255,6 +276,7 @@ struct Experiment {
       }
       group.set_limit(point.limit_bytes);
       measure(point, workload, group);
+      point.swapped_kib = swapped_kib(workload.pid());
       points.push_back(std::move(point));
     }
     group.remove_limit();
@@ -263,6 +285,21 @@ struct Experiment {
     if (wrong != 0) throw std::runtime_error(fmt::format("{} page reads returned another page's data", wrong));
     kernel_ran = true;
     for (const Point& point : points) add_result(report, point);
+  }
+
+  static long swapped_kib(pid_t pid) {
+    std::ifstream status(fmt::format("/proc/{}/status", pid));
+    std::string key;
+    long kib = 0;
+    while (status >> key)
+      if (key == "VmSwap:") status >> kib;
+    return kib;
+  }
+  static std::map<std::string, uint64_t> vmstat() {
+    std::ifstream in("/proc/vmstat");
+    std::ostringstream text;
+    text << in.rdbuf();
+    return oslab::memory::parse_keyed(text.str());
   }
 
   void measure(Point& point, Workload& workload, const MemoryCgroup& group) const {
@@ -275,6 +312,7 @@ struct Experiment {
       const uint64_t a0 = workload.accesses();
       const auto f0 = oslab::memory::faults_of(workload.pid());
       const uint64_t g0 = group.stats().major_faults;
+      auto v0 = vmstat();
       const int64_t t0 = oslab::now_ns();
       uint64_t a1 = a0;
       // A window lasts until the workload has made some progress, however slowly it goes.
@@ -293,6 +331,9 @@ struct Experiment {
       point.major_faults += f1.major - f0.major;
       point.minor_faults += f1.minor - f0.minor;
       point.group_major_faults += group.stats().major_faults - g0;
+      auto v1 = vmstat();
+      point.swap_ins += v1["pswpin"] - v0["pswpin"];
+      point.swap_outs += v1["pswpout"] - v0["pswpout"];
     }
   }
 
@@ -300,20 +341,25 @@ struct Experiment {
     const auto per_access = [&](uint64_t count) {
       return static_cast<double>(count) / static_cast<double>(point.accesses);
     };
-    report.add_samples("page read under a limit",
-                       {{"limit_percent", point.percent},
-                        {"limit_mib", static_cast<double>(point.limit_bytes) / kMiB},
-                        {"working_set_mib", static_cast<double>(working_set()) / kMiB},
-                        {"pattern", loop ? "loop" : "random"}},
-                       point.ns_per_access,
-                       {.what = "one 8-byte read of a page of the working set (a file mapped MAP_SHARED, "
-                                "MADV_RANDOM), mean over a window of ~" +
-                                std::to_string(measure_ms / 8) + " ms; the limit is the cgroup's",
-                        .counters = {{"major_faults", per_access(point.major_faults)},
-                                     {"minor_faults", per_access(point.minor_faults)},
-                                     {"cgroup_major_faults", per_access(point.group_major_faults)},
-                                     {"accesses_per_s", point.accesses_per_s()}},
-                        .headline = point.percent == 100 || point.percent == 80});
+    report.add_samples(
+        "page read under a limit",
+        {{"limit_percent", point.percent},
+         {"limit_mib", static_cast<double>(point.limit_bytes) / kMiB},
+         {"working_set_mib", static_cast<double>(working_set()) / kMiB},
+         {"pattern", loop ? "loop" : "random"},
+         {"backing", anon ? "anonymous, swap" : "file"}},
+        point.ns_per_access,
+        {.what = std::string("one 8-byte read of a page of the working set (") +
+                 (anon ? "anonymous memory, MADV_RANDOM, evicted to swap" : "a file mapped MAP_SHARED, MADV_RANDOM") +
+                 "), mean over a window of ~" + std::to_string(measure_ms / 8) + " ms; the limit is the cgroup's",
+         .counters = {{"major_faults", per_access(point.major_faults)},
+                      {"minor_faults", per_access(point.minor_faults)},
+                      {"cgroup_major_faults", per_access(point.group_major_faults)},
+                      {"swap_ins", per_access(point.swap_ins)},
+                      {"swap_outs", per_access(point.swap_outs)},
+                      {"swapped_mib", static_cast<double>(point.swapped_kib) / 1024},
+                      {"accesses_per_s", point.accesses_per_s()}},
+         .headline = point.percent == 100 || point.percent == 80});
   }
 
   // Page cache is charged to the cgroup that first touched it. The lab writes a file (its pages
@@ -427,21 +473,25 @@ struct Experiment {
                        {},
                        "",
                        2};
+    if (anon && kernel_ran) table.header.insert(table.header.begin() + 4, "in swap");
     for (const Simulated& row : simulated) {
       const Point* point = at(row.percent);
       std::vector<std::string> cells = {
           point ? mib(point->limit_bytes) : fmt::format("{} pages", row.frames), fmt::format("{}%", row.percent),
           point ? oslab::format_number(point->major_per_access()) : "-", point ? count(point->accesses_per_s()) : "-"};
+      if (anon && kernel_ran) cells.push_back(point ? mib(static_cast<uint64_t>(point->swapped_kib) * 1024) : "-");
       for (double rate : row.rate) cells.push_back(oslab::format_number(rate));
       table.rows.push_back(std::move(cells));
     }
     table.footnote = fmt::format(
         "kernel: major faults per page read (the workload's /proc/PID/stat) and reads per second, under {}; "
-        "the working set (WS) is the {} file plus {} of the workload's other memory charged to the group. "
+        "the working set (WS) is the {} {} plus {} of the workload's other memory charged to the group{}. "
         "LRU .. OPT: faults per reference when the {} recorded references are replayed through frames = that "
-        "percentage of the file's {} pages.",
+        "percentage of the working set's {} pages.",
         kernel_ran ? cgroup_described : "no cgroup (not run)", mib(file_bytes ? file_bytes : size_mib * kMiB),
-        mib(other_bytes), recorded.size(), pages());
+        anon ? "of anonymous memory" : "file", mib(other_bytes),
+        anon ? "; in swap: the workload's VmSwap, its pages whose page-table entries hold a swap slot" : "",
+        recorded.size(), pages());
     report.table(table);
 
     oslab::Table ws{"The working-set policy: keep the pages of the last D references",
@@ -571,6 +621,14 @@ int main(int argc, char** argv) {
                  "fault). The child asks for MADV_RANDOM, which turns off read-around: otherwise each major\n"
                  "fault would read 32 neighbouring pages too, evicting others to make room, and the curve would\n"
                  "measure the readahead policy rather than the working set.\n\n"
+                 "With swap (or, as root, --make-swap: a swap file the lab writes, enables with swapon, and\n"
+                 "disables and deletes at the end), the working set can be anonymous memory instead\n"
+                 "(--backing anon; auto picks it when there is swap). An evicted page then goes to a slot of\n"
+                 "the swap area; the kernel's swap map records which slots are in use, and the page-table\n"
+                 "entry of the evicted page holds its slot, so that a read of it is a major fault that reads\n"
+                 "it back (a swap-in). The table shows how much of the working set is out (VmSwap), and the\n"
+                 "results count swap-ins and swap-outs (/proc/vmstat). While the swap file exists the whole\n"
+                 "machine may swap to it; only the lab's group is short of memory, so only it does.\n\n"
                  "Above the working set, nothing faults. Just below it, a fraction 1 - limit/WS of the reads\n"
                  "miss, and each miss costs a disk read (tens of microseconds) against a few nanoseconds for a\n"
                  "hit: progress collapses by orders of magnitude. That is thrashing. The knee is found by a\n"
@@ -600,6 +658,14 @@ int main(int argc, char** argv) {
   const auto& cgroup =
       lab.choice_option("--cgroup", "auto: use the memory controller if there is one; none: replay only",
                         {"auto", "none"}, {.full = {"auto"}, .quick = {"auto"}});
+  const auto& backing =
+      lab.choice_option("--backing",
+                        "The working set: file (evicted pages are read again from it), anon (evicted to swap), or "
+                        "auto: anon when there is swap, else file",
+                        {"auto", "file", "anon"}, {.full = {"auto"}, .quick = {"auto"}});
+  const bool& make_swap = lab.flag("--make-swap",
+                                   "Root: create a swap file in --dir for the run (swapon; swapoff and deleted after). "
+                                   "While it exists, the whole machine may swap to it");
   std::string dir = ::access("/var/tmp", W_OK) == 0 ? "/var/tmp" : "/tmp";
   lab.cli().add_option("--dir", dir, "Directory (on a disk) for the working-set file")->capture_default_str();
 
@@ -607,6 +673,15 @@ int main(int argc, char** argv) {
   auto prepare = [&](oslab::Report& report) {
     if (pattern.size() != 1) throw oslab::UsageError("--pattern: give one of random, loop");
     if (cgroup.size() != 1) throw oslab::UsageError("--cgroup: give one of auto, none");
+    if (backing.size() != 1) throw oslab::UsageError("--backing: give one of auto, file, anon");
+    if (make_swap && ::geteuid() != 0) throw oslab::UsageError("--make-swap: only root may enable swap");
+    if (make_swap && cgroup[0] == "none") throw oslab::UsageError("--make-swap: needs the cgroup (--cgroup auto)");
+    const bool has_swap = oslab::machine().has("swap") || make_swap;
+    if (backing[0] == "anon" && !has_swap)
+      throw oslab::UsageError(
+          "--backing anon: this machine has no swap, so anonymous memory cannot be evicted (as "
+          "root, add --make-swap)");
+    const bool anon = backing[0] == "anon" || (backing[0] == "auto" && has_swap);
     if (::access(dir.c_str(), W_OK) != 0)
       throw oslab::UsageError(fmt::format("--dir {}: {}", dir, oslab::describe_errno(errno)));
     if (oslab::kThreadSanitizer)
@@ -618,8 +693,9 @@ int main(int argc, char** argv) {
     std::sort(descending.rbegin(), descending.rend());
     descending.erase(std::unique(descending.begin(), descending.end()), descending.end());
     experiment.emplace(Experiment{lab, size_mib, descending, measure_ms, static_cast<size_t>(references),
-                                  pattern[0] == "loop", cgroup[0] == "auto", dir});
+                                  pattern[0] == "loop", cgroup[0] == "auto", dir, anon, make_swap});
     report.params["dir"] = dir;
+    report.params["working_set_backing"] = anon ? "anonymous memory, swap" : "file";
   };
   return lab.run(
       argc, argv,

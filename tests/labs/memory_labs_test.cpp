@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
@@ -142,8 +143,18 @@ TEST(ThrashLab, RejectsWhatItCannotHonour) {
                                                                 {"--size", "1"},
                                                                 {"--cgroup", "v3"},
                                                                 {"--measure-ms", "5"},
+                                                                {"--backing", "tape"},
                                                                 {"--dir", "/nonexistent/dir"}})
     expect_usage_error("thrash", args);
+}
+
+TEST(ThrashLab, AnonymousWorkingSetNeedsSwap) {
+  std::ifstream swaps("/proc/swaps");
+  std::string line;
+  int devices = -1;  // the first line is the header
+  while (std::getline(swaps, line)) ++devices;
+  if (devices > 0) GTEST_SKIP() << "this machine has swap";
+  expect_usage_error("thrash", {"--backing", "anon"});
 }
 
 // Every group a lab makes is removed: by the lab, by its guardian when the lab is killed, and

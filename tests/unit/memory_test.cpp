@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "knee.hpp"
 #include "memprobe.hpp"
 #include "replacement.hpp"
+#include "swapfile.hpp"
 
 namespace oslab::memory {
 namespace {
@@ -268,6 +270,20 @@ TEST(MemoryProbes, PresentAndFaultingAccesses) {
   EXPECT_LE(entry.start, reinterpret_cast<uintptr_t>(region.data()));  // the kernel may merge neighbours
   EXPECT_GT(entry.end, reinterpret_cast<uintptr_t>(region.data()));
   EXPECT_GE(entry.field("Rss"), static_cast<long>(2 * page_size() / 1024));
+}
+
+TEST(SwapFile, HeaderIsWhatMkswapWrites) {
+  std::vector<unsigned char> page(4096, 0xff);
+  write_swap_header(page.data(), page.size(), 25600);  // 100 MiB
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(page.data()) + 4086, 10), "SWAPSPACE2");
+  uint32_t version = 0, last_page = 0, bad_pages = 1;
+  std::memcpy(&version, page.data() + 1024, 4);
+  std::memcpy(&last_page, page.data() + 1028, 4);
+  std::memcpy(&bad_pages, page.data() + 1032, 4);
+  EXPECT_EQ(version, 1u);
+  EXPECT_EQ(last_page, 25599u);
+  EXPECT_EQ(bad_pages, 0u);
+  EXPECT_EQ(page[0], 0);  // the boot block is zero
 }
 
 }  // namespace
