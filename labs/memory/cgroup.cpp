@@ -309,7 +309,7 @@ int reap_stale_cgroups(const std::string& dir) {
   for (const std::string& name : oslab_cgroups_in(dir)) {
     const pid_t owner = owner_of_ipc_name(name);
     if (owner <= 0 || ::kill(owner, 0) == 0 || errno != ESRCH) continue;
-    const std::string group = dir + "/" + name;
+    const std::string group = fmt::format("{}/{}", dir, name);
     removed += remove_group(group.c_str(), (group + "/cgroup.procs").c_str(), 1'000) ? 1 : 0;
   }
   return removed;

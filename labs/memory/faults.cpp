@@ -320,7 +320,7 @@ struct Experiment {
     interleaver.run([&](size_t c, int samples, oslab::Measurement& into) {
       std::vector<double> per_page;
       Counters faults;
-      const auto pages = static_cast<double>(kinds[c].bytes / page());
+      const auto pages = static_cast<double>(kinds[c].bytes) / static_cast<double>(page());
       for (int s = 0; s < samples; ++s) {
         const Pass pass = kinds[c].pass();
         per_page.push_back(pass.ns / pages);

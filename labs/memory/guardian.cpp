@@ -20,7 +20,7 @@ Guardian Guardian::start(const std::function<void()>& on_death) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::setpgid(0, 0);  // out of the lab's process group: a terminal's ^C is the lab's, not ours
-    for (int signo : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT}) ::signal(signo, SIG_IGN);
+    for (int signo : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT}) (void)::signal(signo, SIG_IGN);
     const int null = ::open("/dev/null", O_RDWR);
     if (null >= 0)
       for (int fd : {0, 1, 2}) ::dup2(null, fd);  // never hold the lab's output open

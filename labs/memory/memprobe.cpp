@@ -41,8 +41,8 @@ thread_local Access t_access;
 
 void on_fault(int signo, siginfo_t* info, void*) {
   if (!t_armed) {  // not ours: die as the signal would have killed us
-    ::signal(signo, SIG_DFL);
-    ::raise(signo);
+    (void)::signal(signo, SIG_DFL);
+    (void)::raise(signo);
     return;
   }
   t_access.faulted = true;

@@ -281,7 +281,7 @@ struct Experiment {
   long total_pages(const Scenario& s) const {
     if (s.in_group) return limit_mib * static_cast<long>(kMiB / oslab::page_size());
     return static_cast<long>((oslab::meminfo_mib("MemTotal") + oslab::meminfo_mib("SwapTotal")) *
-                             static_cast<double>(kMiB / oslab::page_size()));
+                             static_cast<double>(kMiB) / static_cast<double>(oslab::page_size()));
   }
   // oom_badness(): what the OOM killer compares.
   long points(const Scenario& s, const PartySeen& p) const {

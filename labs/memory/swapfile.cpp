@@ -6,6 +6,7 @@
 #include <sys/swap.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -26,7 +27,8 @@ void write_swap_header(unsigned char* first_page, size_t page_size, uint64_t pag
   std::memcpy(first_page + 1024, &version, 4);
   std::memcpy(first_page + 1028, &last_page, 4);
   std::memcpy(first_page + 1032, &bad_pages, 4);
-  std::memcpy(first_page + page_size - 10, "SWAPSPACE2", 10);
+  constexpr std::string_view kMagic = "SWAPSPACE2";  // not NUL-terminated on disk
+  std::copy(kMagic.begin(), kMagic.end(), first_page + page_size - kMagic.size());
 }
 
 SwapFile::SwapFile(std::string path, uint64_t bytes, Guardian guardian)

@@ -229,7 +229,8 @@ TEST(Child, OutlivesTheThreadThatForkedIt) {
   Child child;
   std::thread([&] {
     child = Child::fork([] {
-      ::pause();
+      // The parent-death signal's handler interrupts pause() when the forking thread ends: wait again.
+      for (;;) ::pause();
       return 0;
     });
     pid = child.pid();
