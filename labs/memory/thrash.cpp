@@ -209,8 +209,9 @@ struct Experiment {
   bool loop;
   bool use_cgroup;
   std::string dir;
-  bool anon;       // the working set is anonymous memory (swapped) instead of a file
-  bool make_swap;  // create a swap file for the run
+  bool anon;              // the working set is anonymous memory (swapped) instead of a file
+  bool make_swap;         // create a swap file for the run
+  int windows_per_limit;  // samples at each limit (--iterations)
 
   uint64_t file_bytes = 0, other_bytes = 0;  // the working set: the file, and the rest the group was charged
   std::vector<Point> points = {};
@@ -306,9 +307,9 @@ struct Experiment {
     const auto settle = std::chrono::milliseconds(std::max<long>(50, measure_ms / 4));
     std::this_thread::sleep_for(settle);
     workload.alive_or_throw(fmt::format("at {}% of its working set", point.percent).c_str());
-    constexpr int kWindows = 8;
-    const auto window = std::chrono::milliseconds(std::max<long>(10, measure_ms / kWindows));
-    for (int w = 0; w < kWindows; ++w) {
+    const int window_count = windows_per_limit;
+    const auto window = std::chrono::milliseconds(std::max<long>(10, measure_ms / window_count));
+    for (int w = 0; w < window_count; ++w) {
       const uint64_t a0 = workload.accesses();
       const auto f0 = oslab::memory::faults_of(workload.pid());
       const uint64_t g0 = group.stats().major_faults;
@@ -645,12 +646,14 @@ int main(int argc, char** argv) {
                  "its own working set do to the knee?",
   });
   const long& size_mib =
-      lab.integer_option("--size", "Working set: the file the workload reads, MiB", {.full = 64, .quick = 32}, 4, 4096);
+      lab.integer_option("--size", "The workload's working set (a file, or anonymous memory with swap), MiB",
+                         {.full = 64, .quick = 32}, 4, 4096);
   const auto& limits = lab.list_option(
       "--limits", "Memory limits to step through, % of the working set",
       {.full = {150, 120, 110, 105, 100, 95, 90, 80, 70, 60, 50}, .quick = {120, 110, 100, 90, 80, 60}}, 10, 400);
   const long& measure_ms =
-      lab.integer_option("--measure-ms", "Time measured at each limit, ms", {.full = 1000, .quick = 150}, 40, 60'000);
+      lab.integer_option("--measure-ms", "Time measured at each limit, ms (in --iterations windows, 8 by default)",
+                         {.full = 1000, .quick = 150}, 40, 60'000);
   const long& references = lab.integer_option("--references", "References recorded and replayed by the policies",
                                               {.full = 2'000'000, .quick = 300'000}, 1000, 100'000'000);
   const auto& pattern = lab.choice_option("--pattern", "How the workload picks pages: random or loop",
@@ -693,7 +696,8 @@ int main(int argc, char** argv) {
     std::sort(descending.rbegin(), descending.rend());
     descending.erase(std::unique(descending.begin(), descending.end()), descending.end());
     experiment.emplace(Experiment{lab, size_mib, descending, measure_ms, static_cast<size_t>(references),
-                                  pattern[0] == "loop", cgroup[0] == "auto", dir, anon, make_swap});
+                                  pattern[0] == "loop", cgroup[0] == "auto", dir, anon, make_swap,
+                                  std::max(3, lab.iterations(8, 8))});
     report.params["dir"] = dir;
     report.params["working_set_backing"] = anon ? "anonymous memory, swap" : "file";
   };
