@@ -413,7 +413,11 @@ IfOutcome run_if_schedule(bool recheck, uint64_t seed, const std::vector<int>& c
                      {kProducer, "after-add"},  // holding the mutex
                      {kThief, "before-lock"},
                      {kProducer, "before-signal", {kThief}, &s.mutex},
-                     {kProducer, "before-unlock", {kWaiter}, &s.mutex}},
+                     {kProducer, "before-unlock", {kWaiter}, &s.mutex},
+                     // The producer's second item only once the waiter has the mutex back: a
+                     // producer that took the mutex again at once would hand it a real item.
+                     {kWaiter, "after-wait"},
+                     {kProducer, "before-lock"}},
                     seed);
   oslab::sync::WaitBoard board({"the waiter", "the producer", "the thief"});
   schedule.attach(&board);
@@ -450,6 +454,7 @@ IfOutcome run_if_schedule(bool recheck, uint64_t seed, const std::vector<int>& c
           check_errnum("pthread_cond_wait", ::pthread_cond_wait(&s.available, &s.mutex));
           board.running(kWaiter);
           board.holds(kWaiter, kMutexName);
+          schedule.point(kWaiter, "after-wait");
         };
         if (recheck) {
           while (s.count == 0 && !board.aborted()) wait();

@@ -928,12 +928,15 @@ int main(int argc, char** argv) {
   });
   const std::vector<int> inherited = oslab::get_affinity();
   const std::vector<long> workers_default = default_workers(inherited.size());
+  // --quick leaves out the single worker (the uncontended cost is measured on its own anyway).
+  std::vector<long> workers_quick(workers_default.begin() + (workers_default.size() > 2 ? 1 : 0),
+                                  workers_default.end());
   const auto& lock_choice = lab.choice_option("--locks", "Locks to measure, comma-separated", lock_names(),
                                               {.full = lock_names(), .quick = lock_names()});
   const auto& workers = lab.list_option("-n,--workers",
                                         "Worker counts, comma-separated (default: up to the CPUs, "
                                         "and 4x the CPUs)",
-                                        {.full = workers_default, .quick = workers_default}, 1, kMaxWorkers);
+                                        {.full = workers_default, .quick = workers_quick}, 1, kMaxWorkers);
   const auto& as =
       lab.choice_option("--as", "Run the workers as threads, processes, or both (comma-separated)",
                         {"threads", "processes"}, {.full = {"threads", "processes"}, .quick = {"threads"}});
@@ -953,7 +956,10 @@ int main(int argc, char** argv) {
     for (const std::string& name : lock_choice) locks.push_back(&lock_type(name));
     std::vector<long> counts = workers;
     const int cpus = static_cast<int>(lab.options().cpus.size());
-    if (!lab.given("--workers") && lab.options().cpus_given) counts = default_workers(lab.options().cpus.size());
+    if (!lab.given("--workers") && lab.options().cpus_given) {
+      counts = default_workers(lab.options().cpus.size());
+      if (lab.quick() && counts.size() > 2) counts.erase(counts.begin());
+    }
     std::sort(counts.begin(), counts.end());
     counts.erase(std::unique(counts.begin(), counts.end()), counts.end());
     report.params["worker_counts"] = counts;

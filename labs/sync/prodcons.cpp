@@ -186,6 +186,7 @@ struct Run {
     check_errnum("pthread_cond_wait", ::pthread_cond_wait(condition, &mutex));
     board.running(me);
     board.holds(me, kMutex);
+    point(me, "after-wait");
     if (!board.aborted()) return true;
     unlock(me);
     return false;
@@ -484,7 +485,11 @@ std::vector<Scenario> scenarios() {
                                             {p0, "after-write"},  // holding the mutex
                                             {c1, "before-lock"},
                                             {p0, "before-signal", {c1}, mutex},
-                                            {p0, "before-unlock", {c0}, mutex}};
+                                            {p0, "before-unlock", {c0}, mutex},
+                                            // The producer's second item only once consumer 0 has the
+                                            // mutex back: it must not take the mutex again first.
+                                            {c0, "after-wait"},
+                                            {p0, "before-lock"}};
        }},
       {"signal", "cv", "signal-wakes-the-wrong-waiter", 2, 2, 1, 1, 1,
        "both consumers wait on the empty buffer; producer 0 puts an item while producer 1 queues for the mutex; "
@@ -509,8 +514,10 @@ std::vector<Scenario> scenarios() {
        "written",
        [](const void*) {
          const int p0 = 0, p1 = 1;
-         return std::vector<Schedule::Step>{
-             {p0, "before-put"}, {p1, "before-put"}, {p1, "after-write"}, {p0, "after-write"}};
+         return std::vector<Schedule::Step>{{p0, "before-put"},
+                                            {p1, "before-put", {}, nullptr, p0, "after-write"},
+                                            {p1, "after-write"},
+                                            {p0, "after-write"}};
        }},
       {"wrong-order", "sem", "wrong-order-deadlocks", 1, 1, 1, 1, 1,
        "the consumer comes first: it takes the mutex and sleeps on 'full' still holding it; the producer then "

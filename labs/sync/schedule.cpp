@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -66,7 +67,8 @@ std::string futex_observation_unavailable() {
 
 // ---- Schedule ----------------------------------------------------------------------------
 
-Schedule::Schedule(std::vector<Step> script, uint64_t seed) : script_(std::move(script)), tids_(64), seed_(seed) {}
+Schedule::Schedule(std::vector<Step> script, uint64_t seed)
+    : script_(std::move(script)), tids_(64), waiting_at_(64), seed_(seed) {}
 
 void Schedule::enroll(int thread) {
   tids_.at(static_cast<size_t>(thread)).store(static_cast<pid_t>(::gettid()));
@@ -129,6 +131,14 @@ void Schedule::point(int thread, const char* point) {
     if (!scripted) break;
     const Step& step = script_[at];
     if (step.thread == thread && step.point == point) {
+      if (step.waiting >= 0) {
+        // Another thread must have reached its point (not merely been let through the one before).
+        if (board_) board_->at_point(thread, point);
+        const auto& where = waiting_at_.at(static_cast<size_t>(step.waiting));
+        while (!(where.load() != nullptr && std::string_view(where.load()) == step.waiting_at) && !released_.load() &&
+               !(board_ && board_->aborted()))
+          sleep_us(100);
+      }
       if (!step.asleep.empty()) {
         // Wait until one of the named threads sleeps in futex() on the given word, seen twice
         // a little apart (it must be queued in the kernel, not just entering the call).
@@ -149,7 +159,9 @@ void Schedule::point(int thread, const char* point) {
       break;
     }
     if (board_) board_->at_point(thread, point);
+    waiting_at_.at(static_cast<size_t>(thread)).store(point);
     futex_wait(&cursor_, at, std::chrono::milliseconds(20), FutexScope::process_private);
+    waiting_at_.at(static_cast<size_t>(thread)).store(nullptr);
   }
   if (board_) board_->running(thread);
 }

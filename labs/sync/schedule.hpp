@@ -44,6 +44,8 @@ class Schedule {
     std::string point;             // at which marked point
     std::vector<int> asleep = {};  // and, before going on, one of these must be asleep...
     const void* on = nullptr;      // ...in futex() on this word (nullptr: on any futex)
+    int waiting = -1;              // and this thread must be waiting for its turn...
+    const char* waiting_at = "";   // ...at this point (there already, not merely on its way)
   };
 
   // A forced schedule (script non-empty), or a random one (empty script; yields and spins
@@ -74,6 +76,7 @@ class Schedule {
   mutable std::mutex why_mutex_;
   std::string released_why_;
   std::vector<std::atomic<pid_t>> tids_;
+  std::vector<std::atomic<const char*>> waiting_at_;  // where each thread waits for its turn, or nullptr
   uint64_t seed_;
   WaitBoard* board_ = nullptr;
 };
