@@ -810,7 +810,7 @@ int main(int argc, char** argv) {
   const long& random_runs =
       lab.integer_option("--random-runs", "Random runs of every variant", {.full = 5, .quick = 2}, 0, 10'000);
   const long& random_items = lab.integer_option("--random-items", "Items per producer in a random run",
-                                                {.full = 2000, .quick = 200}, 1, 1'000'000);
+                                                {.full = 1000, .quick = 200}, 1, 1'000'000);
   std::optional<Experiment> experiment;
   auto prepare = [&](oslab::Report&) {
     std::vector<const Variant*> chosen;
