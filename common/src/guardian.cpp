@@ -155,7 +155,16 @@ GuardedObject::~GuardedObject() {
   IpcGuardian::get().forget(kind_, name_.empty() ? nullptr : name_.c_str(), id_);
 }
 
-GuardedSemaphores::GuardedSemaphores(int count) : set_(SysvId::semaphores(count)), id_(set_.id()) {
+namespace {
+// The guardian first: forking it takes a while, and a set made before it exists could be left
+// behind by a kill in that while.
+SysvId semaphores_after_guardian(int count) {
+  IpcGuardian::get();
+  return SysvId::semaphores(count);
+}
+}  // namespace
+
+GuardedSemaphores::GuardedSemaphores(int count) : set_(semaphores_after_guardian(count)), id_(set_.id()) {
   IpcGuardian::get().watch(cleanup::Kind::sysv_sem, nullptr, id_);
 }
 

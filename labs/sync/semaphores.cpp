@@ -44,6 +44,8 @@ constexpr auto kDeadline = std::chrono::seconds(10);
 // A named POSIX semaphore, created O_EXCL and 0600 under a unique name, removed by SIGINT/SIGTERM
 // clean-up (PosixName) and, should the lab be SIGKILLed, by the guardian, until it is unlinked.
 struct NamedSemaphore {
+  // The name is registered (PosixName with the SIGINT/SIGTERM clean-up, GuardedObject with the
+  // guardian) before sem_open creates it: a kill in between leaves nothing to remove.
   explicit NamedSemaphore(unsigned value)
       : name(oslab::PosixName::Type::sem, oslab::unique_ipc_name("semaphores")),
         guard(oslab::cleanup::Kind::posix_sem, name.name().c_str()) {
