@@ -5,31 +5,10 @@
 #include <pthread.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "oslab/error.hpp"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define OSLAB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define OSLAB_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define OSLAB_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define OSLAB_TSAN 1
-#endif
-#endif
-
-#ifdef OSLAB_ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
-#ifdef OSLAB_TSAN
-#include <sanitizer/tsan_interface.h>
-#endif
 
 namespace oslab::uthread {
 
@@ -65,7 +44,7 @@ Backend parse_backend(std::string_view name) {
 }
 
 bool built_with_asan() {
-#ifdef OSLAB_ASAN
+#ifdef OSLAB_UTHREAD_ASAN
   return true;
 #else
   return false;
@@ -73,7 +52,7 @@ bool built_with_asan() {
 }
 
 bool built_with_tsan() {
-#ifdef OSLAB_TSAN
+#ifdef OSLAB_UTHREAD_TSAN
   return true;
 #else
   return false;
@@ -81,7 +60,7 @@ bool built_with_tsan() {
 }
 
 Context::~Context() {
-#ifdef OSLAB_TSAN
+#ifdef OSLAB_UTHREAD_TSAN
   if (tsan_owned_) __tsan_destroy_fiber(tsan_fiber_);
 #endif
 }
@@ -94,7 +73,7 @@ void Context::adopt_this_thread() {
   ::pthread_attr_getstack(&attr, &low, &bytes);
   ::pthread_attr_destroy(&attr);
   stack_ = {low, bytes};
-#ifdef OSLAB_TSAN
+#ifdef OSLAB_UTHREAD_TSAN
   tsan_fiber_ = __tsan_get_current_fiber();
 #endif
 }
@@ -102,7 +81,7 @@ void Context::adopt_this_thread() {
 // Every new flow starts here, on its own stack: tell ASan the switch has landed, then run.
 void Context::first_run(void* self) {
   auto* context = static_cast<Context*>(self);
-#ifdef OSLAB_ASAN
+#ifdef OSLAB_UTHREAD_ASAN
   __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
 #endif
   context->entry_(context->arg_);
@@ -118,7 +97,7 @@ void Context::make(Backend backend, StackBounds stack, Entry entry, void* arg) {
   stack_ = stack;
   entry_ = entry;
   arg_ = arg;
-#ifdef OSLAB_TSAN
+#ifdef OSLAB_UTHREAD_TSAN
   if (!tsan_owned_) {
     tsan_fiber_ = __tsan_create_fiber(0);
     tsan_owned_ = true;
@@ -140,8 +119,11 @@ void Context::make(Backend backend, StackBounds stack, Entry entry, void* arg) {
   // placed so that the stack pointer is 16-byte aligned when oslab_context_start calls.
   auto top = (reinterpret_cast<uintptr_t>(stack.low) + stack.bytes) & ~uintptr_t{15};
   auto* frame = reinterpret_cast<uint64_t*>(top - 64);
-  const uint32_t mxcsr = 0x1f80;  // the ABI's initial state: all exceptions masked, round to nearest
-  const uint16_t x87_control = 0x037f;
+  // A new thread inherits the creator's floating-point environment, as pthread_create's does.
+  uint32_t mxcsr = 0;
+  uint16_t x87_control = 0;
+  asm volatile("stmxcsr %0" : "=m"(mxcsr));
+  asm volatile("fnstcw %0" : "=m"(x87_control));
   std::memcpy(&frame[0], &mxcsr, sizeof mxcsr);
   std::memcpy(reinterpret_cast<char*>(&frame[0]) + 4, &x87_control, sizeof x87_control);
   frame[1] = 0;                                                 // r15
@@ -157,32 +139,14 @@ void Context::make(Backend backend, StackBounds stack, Entry entry, void* arg) {
 #endif
 }
 
-void switch_context(Backend backend, Context& from, Context& to, bool from_finished) noexcept {
-#ifdef OSLAB_ASAN
-  __sanitizer_start_switch_fiber(from_finished ? nullptr : &from.asan_fake_stack_, to.stack_.low, to.stack_.bytes);
-#else
-  (void)from_finished;
-#endif
-#ifdef OSLAB_TSAN
-  __tsan_switch_to_fiber(to.tsan_fiber_, 0);
-#endif
-  switch (backend) {
-#if defined(__x86_64__)
-    case Backend::assembly: oslab_context_switch(&from.sp_, to.sp_); break;
-    case Backend::assembly_no_fpu: oslab_context_switch_no_fpu(&from.sp_, to.sp_); break;
-#else
-    case Backend::assembly:
-    case Backend::assembly_no_fpu: __builtin_trap();
-#endif
-    case Backend::ucontext:
-      if (!from.uc_) from.uc_ = std::make_unique<ucontext_t>();
-      if (::swapcontext(from.uc_.get(), to.uc_.get()) != 0) __builtin_trap();
-      break;
-  }
-#ifdef OSLAB_ASAN
-  // Back in `from`, resumed by some later switch.
-  __sanitizer_finish_switch_fiber(from.asan_fake_stack_, nullptr, nullptr);
-#endif
+void Context::bad_switch() noexcept {
+  write_stderr("oslab uthread: the assembly switch is not built for this machine\n");
+  std::abort();
+}
+
+void Context::swap_ucontext(Context& from, Context& to) noexcept {
+  if (!from.uc_) from.uc_ = std::make_unique<ucontext_t>();
+  if (::swapcontext(from.uc_.get(), to.uc_.get()) != 0) std::abort();
 }
 
 }  // namespace oslab::uthread

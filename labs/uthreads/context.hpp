@@ -16,6 +16,27 @@
 
 #include <ucontext.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define OSLAB_UTHREAD_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define OSLAB_UTHREAD_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define OSLAB_UTHREAD_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define OSLAB_UTHREAD_TSAN 1
+#endif
+#endif
+#ifdef OSLAB_UTHREAD_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef OSLAB_UTHREAD_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #include <cstddef>
 #include <memory>
 #include <string_view>
@@ -62,6 +83,8 @@ class Context {
  private:
   friend void switch_context(Backend backend, Context& from, Context& to, bool from_finished) noexcept;
   static void first_run(void* self);
+  [[noreturn]] static void bad_switch() noexcept;  // a backend this machine lacks
+  static void swap_ucontext(Context& from, Context& to) noexcept;
   static void first_run_ucontext(unsigned high, unsigned low);
 
   void* sp_ = nullptr;              // assembly backends: the saved stack pointer
@@ -74,10 +97,6 @@ class Context {
   bool tsan_owned_ = false;
 };
 
-// Saves the running flow into `from` and resumes `to`; returns when a switch resumes `from`.
-// `from_finished`: the running flow will never be resumed (lets ASan free its state).
-void switch_context(Backend backend, Context& from, Context& to, bool from_finished = false) noexcept;
-
 }  // namespace oslab::uthread
 
 // The assembly (switch_x86_64.S).
@@ -86,3 +105,35 @@ void oslab_context_switch(void** save_sp, void* load_sp);
 void oslab_context_switch_no_fpu(void** save_sp, void* load_sp);
 void oslab_context_start();
 }
+
+namespace oslab::uthread {
+
+// Saves the running flow into `from` and resumes `to`; returns when a switch resumes `from`.
+// `from_finished`: the running flow will never be resumed (lets ASan free its state).
+// Inline, so that the assembly is called straight from the code that switches.
+inline void switch_context(Backend backend, Context& from, Context& to, bool from_finished = false) noexcept {
+#ifdef OSLAB_UTHREAD_ASAN
+  __sanitizer_start_switch_fiber(from_finished ? nullptr : &from.asan_fake_stack_, to.stack_.low, to.stack_.bytes);
+#else
+  (void)from_finished;
+#endif
+#ifdef OSLAB_UTHREAD_TSAN
+  __tsan_switch_to_fiber(to.tsan_fiber_, 0);
+#endif
+  switch (backend) {
+#if defined(__x86_64__)
+    case Backend::assembly: oslab_context_switch(&from.sp_, to.sp_); break;
+    case Backend::assembly_no_fpu: oslab_context_switch_no_fpu(&from.sp_, to.sp_); break;
+#else
+    case Backend::assembly:
+    case Backend::assembly_no_fpu: Context::bad_switch();
+#endif
+    case Backend::ucontext: Context::swap_ucontext(from, to); break;
+  }
+#ifdef OSLAB_UTHREAD_ASAN
+  // Back in `from`, resumed by some later switch.
+  __sanitizer_finish_switch_fiber(from.asan_fake_stack_, nullptr, nullptr);
+#endif
+}
+
+}  // namespace oslab::uthread

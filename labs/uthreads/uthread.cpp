@@ -563,6 +563,10 @@ void Scheduler::run() {
 
 // ---- Inside a green thread --------------------------------------------------------------------
 
+size_t thread_record_bytes() noexcept {
+  return sizeof(Thread);
+}
+
 bool in_green_thread() noexcept {
   Worker* worker = current_worker();
   return worker != nullptr && worker->current != nullptr;

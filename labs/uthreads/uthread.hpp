@@ -99,6 +99,9 @@ class Scheduler {
   std::unique_ptr<State> state_;
 };
 
+// The bytes of one green thread's record in this library (its stack not included).
+size_t thread_record_bytes() noexcept;
+
 // ---- Called from inside a green thread --------------------------------------------------
 
 bool in_green_thread() noexcept;

@@ -140,17 +140,19 @@ uint16_t x87_control() {
 }
 
 struct FpuSeen {
-  uint32_t a_mxcsr_after = 0, b_mxcsr_at_start = 0;
-  uint16_t a_x87_after = 0, b_x87_at_start = 0;
+  uint32_t creator_mxcsr = 0, a_mxcsr_after = 0, b_mxcsr_at_start = 0;
+  uint16_t creator_x87 = 0, a_x87_after = 0, b_x87_at_start = 0;
 };
 
-// Thread a sets round-upward and yields to b, which was created with the default
-// round-to-nearest; then a checks that it still rounds upward.
+// Thread a sets round-upward and yields to b, which inherited its creator's round-to-nearest;
+// then a checks that it still rounds upward.
 FpuSeen rounding_across_a_switch(Backend backend) {
   Options options;
   options.backend = backend;
   Scheduler scheduler(options);
   FpuSeen seen;
+  seen.creator_mxcsr = mxcsr_control();
+  seen.creator_x87 = x87_control();
   scheduler.spawn([&] {
     std::fesetround(FE_UPWARD);
     yield();
@@ -171,8 +173,10 @@ FpuSeen rounding_across_a_switch(Backend backend) {
 
 TEST(FpuControlWords, AreSavedAndRestoredBySwitch) {
   const FpuSeen seen = rounding_across_a_switch(Backend::assembly);
-  EXPECT_EQ(seen.b_mxcsr_at_start, 0x1f80u) << "a new thread starts with the ABI's MXCSR";
-  EXPECT_EQ(seen.b_x87_at_start, 0x037fu) << "a new thread starts with the ABI's x87 control word";
+  ASSERT_EQ(seen.creator_mxcsr, 0x1f80u) << "the test expects the ABI's initial MXCSR in its creator";
+  ASSERT_EQ(seen.creator_x87, 0x037fu) << "the test expects the ABI's initial x87 control word in its creator";
+  EXPECT_EQ(seen.b_mxcsr_at_start, seen.creator_mxcsr) << "a new thread inherits its creator's MXCSR";
+  EXPECT_EQ(seen.b_x87_at_start, seen.creator_x87) << "a new thread inherits its creator's x87 control word";
   EXPECT_EQ(seen.a_mxcsr_after, 0x1f80u | 0x4000u) << "round upward (MXCSR RC=10) must survive the switch";
   EXPECT_EQ(seen.a_x87_after, 0x037fu | 0x0800u) << "round upward (x87 RC=10) must survive the switch";
 }
