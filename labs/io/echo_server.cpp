@@ -68,8 +68,8 @@ struct Server {
   std::atomic<uint64_t> accepted{0}, echoed_bytes{0};
   // Tells oslab-echo that the model is set up and serving (its memory so far is the baseline).
   void ready() const {
-    std::printf("ready\n");
-    std::fflush(stdout);
+    (void)std::printf("ready\n");
+    (void)std::fflush(stdout);
   }
 };
 
@@ -162,7 +162,7 @@ void serve_threads(Server& server) {
         open.erase(fd);
         ::close(fd);
         --running;
-        std::fprintf(stderr, "oslab-echo-server: pthread_create: %s\n", oslab::describe_errno(error).c_str());
+        (void)std::fprintf(stderr, "oslab-echo-server: pthread_create: %s\n", oslab::describe_errno(error).c_str());
       }
     }
   });
@@ -546,7 +546,7 @@ void serve_green(Server& server) {
   options.io = ut::Io::automatic;
   options.stack_bytes = server.stack_kib * 1024;
   ut::Scheduler scheduler(options);
-  if (!scheduler.io_note().empty()) std::fprintf(stderr, "oslab-echo-server: %s\n", scheduler.io_note().c_str());
+  if (!scheduler.io_note().empty()) (void)std::fprintf(stderr, "oslab-echo-server: %s\n", scheduler.io_note().c_str());
   std::set<int> open;
   bool stopping = false;
   scheduler.spawn([&] {
@@ -608,7 +608,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     if (error.get_exit_code() == 0) return app.exit(error);
-    std::fprintf(stderr, "oslab-echo-server: %s\n", error.what());
+    (void)std::fprintf(stderr, "oslab-echo-server: %s\n", error.what());
     return 2;
   }
   try {
@@ -618,7 +618,7 @@ int main(int argc, char** argv) {
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     check_errnum("pthread_sigmask", ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr));
-    ::signal(SIGPIPE, SIG_IGN);
+    (void)::signal(SIGPIPE, SIG_IGN);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the lab that started us
     if (port >= 0) {
       server.listen_fd = check_errno("socket", ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -631,7 +631,7 @@ int main(int argc, char** argv) {
       check_errno("bind", ::bind(server.listen_fd, reinterpret_cast<sockaddr*>(&address), sizeof address));
       check_errno("listen", ::listen(server.listen_fd, 4096));
     } else if (::fcntl(3, F_GETFD) < 0) {
-      std::fprintf(stderr, "oslab-echo-server: no listening socket on fd 3 (or use --port)\n");
+      (void)std::fprintf(stderr, "oslab-echo-server: no listening socket on fd 3 (or use --port)\n");
       return 2;
     }
     server.stop_fd = check_errno("eventfd", ::eventfd(0, EFD_CLOEXEC));
@@ -650,17 +650,18 @@ int main(int argc, char** argv) {
     if (model == "uring-multishot") serve_uring(server, true);
     if (model == "green") serve_green(server);
     ::close(server.listen_fd);
-    std::printf("stopped accepted=%llu echoed_bytes=%llu\n", static_cast<unsigned long long>(server.accepted.load()),
-                static_cast<unsigned long long>(server.echoed_bytes.load()));
-    std::fflush(stdout);
+    (void)std::printf("stopped accepted=%llu echoed_bytes=%llu\n",
+                      static_cast<unsigned long long>(server.accepted.load()),
+                      static_cast<unsigned long long>(server.echoed_bytes.load()));
+    (void)std::fflush(stdout);
     return 0;
   } catch (const oslab::SkipError& error) {
-    std::fprintf(stderr, "oslab-echo-server: %s\n", error.what());
-    std::printf("skip %s\n", error.what());
-    std::fflush(stdout);
+    (void)std::fprintf(stderr, "oslab-echo-server: %s\n", error.what());
+    (void)std::printf("skip %s\n", error.what());
+    (void)std::fflush(stdout);
     return 77;
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "oslab-echo-server: %s\n", error.what());
+    (void)std::fprintf(stderr, "oslab-echo-server: %s\n", error.what());
     return 1;
   }
 }

@@ -327,7 +327,8 @@ struct Experiment {
     plan.batch = oslab::calibrate_batch(ops[1], oslab::timer_info().overhead_ns, 100);
     const auto measured = oslab::measure_interleaved(plan, ops);
     for (size_t i = 0; i < ops.size(); ++i) {
-      const auto& [name, ready] = labels[i];
+      const std::string name = labels[i].first;
+      const bool ready = labels[i].second;
       report.add(name, {{"descriptor", ready ? "ready" : "not ready"}}, measured[i],
                  {.what = fmt::format("one call on a UNIX stream socket {} (reads peek: MSG_PEEK keeps the byte for "
                                       "the next call; timeouts are 0); a sample is a batch's mean",

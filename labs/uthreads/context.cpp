@@ -59,7 +59,7 @@ bool built_with_tsan() {
 #endif
 }
 
-Context::~Context() {
+Context::~Context() {  // NOLINT(modernize-use-equals-default): not empty under TSan
 #ifdef OSLAB_UTHREAD_TSAN
   if (tsan_owned_) __tsan_destroy_fiber(tsan_fiber_);
 #endif

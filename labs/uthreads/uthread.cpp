@@ -53,8 +53,8 @@
 #include "oslab/error.hpp"
 
 extern "C" {
-extern const char __executable_start;  // the program's own text, from the linker
-extern const char etext;
+extern const char __executable_start;  // NOLINT(readability-identifier-naming): the linker's names
+extern const char etext;               // NOLINT(readability-identifier-naming)
 }
 
 namespace oslab::uthread {
@@ -261,7 +261,7 @@ void on_segv(int signo, siginfo_t* info, void* context) {
     write_stderr(
         "oslab uthread: a green thread overflowed its stack: it touched the guard page below it "
         "(SIGSEGV)\n");
-    ::signal(SIGSEGV, SIG_DFL);  // the fault happens again on return and ends the process
+    (void)::signal(SIGSEGV, SIG_DFL);  // the fault happens again on return and ends the process
     return;
   }
   // Not ours: hand it to whatever handled SIGSEGV before (ASan, gtest, or the default).

@@ -256,12 +256,13 @@ struct Experiment {
       }
       raw.push_back(std::make_unique<RawPingPong>(backend));
       RawPingPong* ping = raw.back().get();
-      names.push_back(backend == ut::Backend::ucontext ? "swapcontext"
-                                                       : std::string("oslab ") + ut::to_string(backend));
-      whats.push_back(backend == ut::Backend::assembly ? "our switch: callee-saved registers, MXCSR, x87 control word"
-                      : backend == ut::Backend::assembly_no_fpu
-                          ? "our switch without MXCSR and the x87 control word (wrong: see the unit test)"
-                          : "glibc swapcontext: all registers and the signal mask (rt_sigprocmask)");
+      names.emplace_back(backend == ut::Backend::ucontext ? "swapcontext"
+                                                          : std::string("oslab ") + ut::to_string(backend));
+      whats.emplace_back(backend == ut::Backend::assembly
+                             ? "our switch: callee-saved registers, MXCSR, x87 control word"
+                         : backend == ut::Backend::assembly_no_fpu
+                             ? "our switch without MXCSR and the x87 control word (wrong: see the unit test)"
+                             : "glibc swapcontext: all registers and the signal mask (rt_sigprocmask)");
       ops.emplace_back([ping](int64_t batch) { ping->round_trips(batch); });
     }
     if (ut::available(ut::Backend::assembly)) {

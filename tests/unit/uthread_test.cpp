@@ -219,11 +219,11 @@ TEST(ArenaStacks, TenThousandThreadsRunToTheEnd) {
   options.arena_stacks = 10'000;
   Scheduler scheduler(options);
   std::vector<int> ran(10'000, 0);
-  for (size_t i = 0; i < ran.size(); ++i)
-    scheduler.spawn([&ran, i] {
-      ++ran[i];
+  for (int& slot : ran)
+    scheduler.spawn([&slot] {
+      ++slot;
       yield();
-      ++ran[i];
+      ++slot;
     });
   scheduler.run();
   for (size_t i = 0; i < ran.size(); ++i) ASSERT_EQ(ran[i], 2) << i;
