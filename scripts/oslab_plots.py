@@ -76,14 +76,26 @@ def draw(doc, plot, out_dir):
         axis.set_ylabel(f"{plot['y_label'] or 'median'} ({unit_name})")
     else:
         every = [s for r in results for s in r.get("samples", [])]
+        every += [b[0] for r in results for b in r.get("histogram", [])]
         scale, unit_name = _duration_axis(axis, every) if unit == "ns" else (1, unit)
         for result in results:
             samples = sorted(result.get("samples", []))
+            label = f"{_series_label(result, plot['series'])} (median {fmt_value(result['p50'], unit)})"
+            if not samples and result.get("histogram"):
+                # Bucketed (millions of samples): the CDF at each bucket's lower bound.
+                buckets = result["histogram"]
+                total = sum(count for _, count in buckets) or 1
+                xs, ys, seen = [], [], 0
+                for lower, count in buckets:
+                    seen += count
+                    xs.append(lower / scale)
+                    ys.append(seen / total)
+                axis.step(xs, ys, where="post", label=label)
+                continue
             if not samples:
                 continue
             n = len(samples)
-            axis.step([s / scale for s in samples], [(i + 1) / n for i in range(n)], where="post",
-                      label=f"{_series_label(result, plot['series'])} (median {fmt_value(result['p50'], unit)})")
+            axis.step([s / scale for s in samples], [(i + 1) / n for i in range(n)], where="post", label=label)
         axis.set_xlabel(f"{plot['x_label'] or 'value'} ({unit_name})")
         axis.set_ylabel(plot["y_label"] or "fraction of samples")
         axis.set_ylim(0, 1)
