@@ -617,9 +617,18 @@ Options parse(int argc, char** argv, bool& done) {
   app.add_flag("-q,--quiet", options.quiet, "No messages on stderr (the report still has them)");
   bool list = false;
   app.add_flag("--list-classes", list, "Print the forbidden classes of system calls and exit");
-  app.add_option("command", options.command, "The program and its arguments (after --)");
+  // The program and its arguments follow "--", split off here: CLI11 would let a repeated
+  // option swallow them.
+  int ours = argc;
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]) == "--") {
+      ours = i;
+      break;
+    }
+  for (int i = ours + 1; i < argc; ++i) options.command.emplace_back(argv[i]);
+  app.footer("The program and its arguments follow --: oslab-sandbox [OPTIONS] -- PROGRAM [ARGS...]");
   try {
-    app.parse(argc, argv);
+    app.parse(ours, argv);
   } catch (const CLI::CallForHelp& help) {
     std::cout << app.help();
     done = true;
