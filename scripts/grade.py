@@ -288,6 +288,7 @@ class Context:
         self.exercise, self.impl, self.runner, self.helpers, self.reference = (
             exercise, impl, runner, helper_paths, reference)
         self.limits = exercise.spec.get("limits", {})
+        self.perf_cache = {}
         self.timeout = exercise.spec.get("timeout_s", 5)
 
     def expand(self, words, impl=None):
@@ -437,24 +438,42 @@ def credit(ratio, full, zero):
     return (ratio - zero) / (full - zero)
 
 
+def perf_runs(ctx, test):
+    """Runs test["run"] for the reference and this implementation, alternately, `rounds` times:
+    a slow spell of the machine falls on both. Shared by the tests that read other metrics of
+    the same command."""
+    key = (test["run"], test.get("rounds", 5))
+    if key not in ctx.perf_cache:
+        runs = {"reference": [], "impl": []}
+        for _ in range(key[1]):
+            for who, impl in (("reference", ctx.reference), ("impl", ctx.impl)):
+                runs[who].append(ctx.run(shlex.split(test["run"]), impl=impl, timeout=test.get("timeout_s")))
+        ctx.perf_cache[key] = runs
+    return ctx.perf_cache[key]
+
+
 def test_perf(ctx, test):
     if ctx.reference is None:
         raise Unavailable("performance is scored against the reference, which only the instructor's grader has")
-    rounds = test.get("rounds", 3)
-    mine, theirs = [], []
-    for _ in range(rounds):  # interleaved, so that a slow spell of the machine falls on both
-        for impl, into in ((ctx.reference, theirs), (ctx.impl, mine)):
-            run = ctx.run(shlex.split(test["run"]), impl=impl, timeout=test.get("timeout_s"))
+    runs = perf_runs(ctx, test)
+    values = {}
+    for who in ("reference", "impl"):
+        values[who] = []
+        for run in runs[who]:
             value = metric(run, test["metric"])
             if run.rc != 0 or value is None or value <= 0:
-                who = "the reference" if impl is ctx.reference else "this implementation"
-                return 0.0, f"{who} printed no {test['metric']}: {run.trouble() or 'exit ' + str(run.rc)}"
-            into.append(value)
-    m, t = statistics.median(mine), statistics.median(theirs)
-    ratio = m / t if test.get("better", "higher") == "higher" else t / m
-    got = credit(ratio, test.get("full_at", 0.5), test.get("zero_at", 0.2))
-    return got, (f"{test['metric']} {m:.4g} vs the reference's {t:.4g} in this run: {ratio:.2f}x "
-                 f"(full credit from {test.get('full_at', 0.5)}x)")
+                name = "the reference" if who == "reference" else "this implementation"
+                return 0.0, f"{name} printed no {test['metric']}: {run.trouble() or 'exit ' + str(run.rc)}"
+            values[who].append(value)
+    # The best of each: noise (other work on the machine) only ever makes a run slower.
+    higher = test.get("better", "higher") == "higher"
+    best = max if higher else min
+    m, t = best(values["impl"]), best(values["reference"])
+    ratio = m / t if higher else t / m
+    full_at, zero_at = test.get("full_at", 0.25), test.get("zero_at", 0.05)
+    got = credit(ratio, full_at, zero_at)
+    return got, (f"{test['metric']} {m:.4g} vs the reference's {t:.4g} (best of {len(values['impl'])}, "
+                 f"interleaved, this run): {ratio:.2f}x; full credit from {full_at}x")
 
 
 def test_accuracy(ctx, test):
