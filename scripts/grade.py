@@ -406,7 +406,8 @@ def test_count(ctx, test):
         ok = {">=": got >= int(value), "<=": got <= int(value), "==": got == int(value)}[op]
         if not ok:
             problems.append(f"{expression}: {got} calls, expected {op} {value}")
-    return (1.0, "ok") if not problems else (0.0, "; ".join(problems))
+    shown = ", ".join(f"{e} {count_of(counts, e)}" for e in test["count"])
+    return (1.0, f"ok ({shown})") if not problems else (0.0, "; ".join(problems))
 
 
 def test_gtest(ctx, test):
