@@ -1,4 +1,5 @@
-// Buggy solution (sigwait-loses-payload): waits with sigwait, which says which signal came but not its payload.
+// Buggy solution (sigwait-loses-payload): waits with sigwait, and drains with sigtimedwait
+// without a siginfo: each says which signal came, but not its payload.
 // Not for students: `scripts/oslab handout` leaves it out.
 #include "sigcount.hpp"
 
@@ -41,7 +42,7 @@ std::array<SignalCount, kKinds> serve_until_sigterm() {
   const timespec now{0, 0};
   for (;;) {
     siginfo_t info{};
-    const int signo = sigtimedwait(&realtime, &info, &now);
+    const int signo = sigtimedwait(&realtime, nullptr, &now);
     if (signo == -1) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
