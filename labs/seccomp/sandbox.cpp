@@ -57,6 +57,7 @@
 #endif
 
 #include "oslab/error.hpp"
+#include "oslab/fdpass.hpp"
 #include "oslab/handles.hpp"
 #include "oslab/process.hpp"
 #include "oslab/syscalls.hpp"
@@ -230,41 +231,6 @@ int load_filter(const Options& options) {
 }
 #endif
 
-// Passes a file descriptor over a Unix socket (SCM_RIGHTS).
-void send_fd(int socket, int fd) {
-  char byte = 'f';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_SOCKET;
-  header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
-  check_errno("sendmsg", ::sendmsg(socket, &message, 0));
-}
-
-int receive_fd(int socket) {
-  char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  if (check_errno("recvmsg", ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC)) == 0) return -1;
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  if (header == nullptr || header->cmsg_type != SCM_RIGHTS) return -1;
-  int fd = -1;
-  std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
-  return fd;
-}
-
 // ---- namespaces ----
 
 void write_file(const std::string& path, const std::string& text) {
@@ -349,7 +315,7 @@ void drop_capabilities() {
 #ifdef OSLAB_HAVE_LIBSECCOMP
     if (options.seccomp) {
       UniqueFd notify(load_filter(options));
-      send_fd(notify_socket, notify.get());
+      oslab::send_fd(notify_socket, notify.get());
     }
 #endif
     ::close(notify_socket);
@@ -487,7 +453,7 @@ void supervise(const Options& options, Running& running, int notify_socket, int 
         pipe_open = false;
     }
     if (fds[3].revents != 0) {
-      const int fd = receive_fd(notify_socket);
+      const int fd = oslab::receive_fd(notify_socket);
       if (fd >= 0) notify_fd.reset(fd);
       socket_open = false;
     }
