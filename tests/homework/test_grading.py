@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The grading framework itself (scripts/grade.py, scripts/handout.py), on the pipeline
+"""The grading framework itself (scripts/grade.py, scripts/handout.py), on the quickest
 exercise: the JSON document, the Autolab line, Gradescope's results.json, grading every
 mutant, a class of submissions (one that does not build, one that calls ptrace), the
 handout (no solution in it), and usage errors."""
@@ -17,7 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("OSLAB_BUILD_DIR", ROOT / "build"))
 GRADE = [sys.executable, str(ROOT / "scripts" / "grade.py")]
-EXERCISE = ROOT / "labs" / "process" / "homework" / "pipeline"
+# The quickest exercise to grade: the framework is what is tested here.
+NAME = "working-set"
+EXERCISE = ROOT / "labs" / "memory" / "homework" / "working-set"
+SOURCE = "working_set.cpp"
 
 
 def grade(*args, timeout=240):
@@ -33,19 +36,19 @@ class Grading(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def test_json_document_of_the_reference(self):
-        run = grade("pipeline", "--impl", "reference", "--json")
+        run = grade(NAME, "--impl", "reference", "--json")
         self.assertEqual(run.returncode, 0, run.stderr)
         doc = json.loads(run.stdout)
         for field in ("exercise", "impl", "score", "max", "tests", "seconds"):
             self.assertIn(field, doc)
-        self.assertEqual(doc["exercise"], "pipeline")
+        self.assertEqual(doc["exercise"], NAME)
         self.assertEqual(doc["score"], doc["max"])
         self.assertEqual(doc["score"], sum(t["points"] for t in doc["tests"]))
         for test in doc["tests"]:
             self.assertTrue({"id", "name", "points", "max", "passed", "message"} <= set(test))
 
     def test_buggy_grades_every_mutant(self):
-        run = grade("pipeline", "--impl", "buggy", "--json")
+        run = grade(NAME, "--impl", "buggy", "--json")
         self.assertEqual(run.returncode, 0, run.stderr)
         docs = json.loads(run.stdout)
         mutants = sorted(p.name for p in (EXERCISE / "buggy").iterdir())
@@ -55,11 +58,11 @@ class Grading(unittest.TestCase):
 
     def test_table_then_autolab_line_and_gradescope_file(self):
         results = self.tmp / "results.json"
-        run = grade("pipeline", "--impl", "starter", "--gradescope", str(results))
+        run = grade(NAME, "--impl", "starter", "--gradescope", str(results))
         self.assertEqual(run.returncode, 0, run.stderr)
         lines = run.stdout.rstrip("\n").split("\n")
         self.assertIn("total", lines[-2])
-        self.assertEqual(json.loads(lines[-1]), {"scores": {"pipeline": 0.0}})
+        self.assertEqual(json.loads(lines[-1]), {"scores": {NAME: 0.0}})
         gradescope = json.loads(results.read_text())
         self.assertEqual(gradescope["score"], 0.0)
         self.assertTrue(all({"name", "score", "max_score", "status", "output"} <= set(t)
@@ -69,16 +72,17 @@ class Grading(unittest.TestCase):
         students = self.tmp / "class"
         for name in ("alice", "bob", "carol", "dave"):
             (students / name).mkdir(parents=True)
-        shutil.copy(EXERCISE / "reference" / "pipeline.cpp", students / "alice")
-        shutil.copy(EXERCISE / "starter" / "pipeline.cpp", students / "bob")
-        (students / "carol" / "pipeline.cpp").write_text("this is not C++\n")
-        cheat = (EXERCISE / "reference" / "pipeline.cpp").read_text().replace(
-            "int run_pipeline(const std::vector<Command>& commands) {",
-            "#include <sys/ptrace.h>\nint run_pipeline(const std::vector<Command>& commands) {\n"
-            "  ptrace(PTRACE_TRACEME, 0, nullptr, nullptr);")
-        (students / "dave" / "pipeline.cpp").write_text(cheat)
+        shutil.copy(EXERCISE / "reference" / SOURCE, students / "alice")
+        shutil.copy(EXERCISE / "starter" / SOURCE, students / "bob")
+        (students / "carol" / SOURCE).write_text("this is not C++\n")
+        reference = (EXERCISE / "reference" / SOURCE).read_text()
+        signature = "std::vector<int> working_set(const std::vector<int>& refs, size_t t, size_t window) {"
+        self.assertIn(signature, reference)
+        cheat = reference.replace(signature, "#include <sys/ptrace.h>\n" + signature +
+                                  "\n  ptrace(PTRACE_TRACEME, 0, nullptr, nullptr);")
+        (students / "dave" / SOURCE).write_text(cheat)
         csv_path = self.tmp / "grades.csv"
-        run = grade("pipeline", "--class", str(students), "--csv", str(csv_path), timeout=600)
+        run = grade(NAME, "--class", str(students), "--csv", str(csv_path), timeout=600)
         self.assertEqual(run.returncode, 0, run.stderr)
         with csv_path.open() as f:
             rows = list(csv.DictReader(f))
@@ -90,7 +94,7 @@ class Grading(unittest.TestCase):
         self.assertLess(scores["dave"], 50)
         self.assertIn("4 submissions", run.stdout)
         self.assertTrue(csv_path.with_suffix(".summary.txt").exists())
-        single = grade("pipeline", "--impl", str(students / "dave"), "--json")
+        single = grade(NAME, "--impl", str(students / "dave"), "--json")
         doc = json.loads(single.stdout)
         self.assertTrue(any("forbidden system call: ptrace" in t["message"] for t in doc["tests"]),
                         [t["message"] for t in doc["tests"]])
