@@ -37,7 +37,7 @@ class Buffer : public ::testing::Test {};
 using Kinds = ::testing::Types<Cond, Sem>;
 struct KindNames {
   template <typename T>
-  static std::string GetName(int) {
+  static std::string GetName(int) {  // NOLINT(readability-identifier-naming): gtest calls it
     return std::is_same_v<T, Cond> ? "Cond" : "Sem";
   }
 };

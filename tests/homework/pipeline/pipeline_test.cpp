@@ -32,7 +32,7 @@ std::string output_of(const std::vector<Command>& commands, int* status = nullpt
   std::string file = std::string(home ? home : "/tmp") + "/pipeline-test.XXXXXX";
   int fd = mkostemp(file.data(), O_CLOEXEC);
   if (fd < 0) throw std::runtime_error("cannot create " + file);
-  fflush(stdout);
+  (void)fflush(stdout);
   int saved = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 10);  // not inherited by the commands
   dup2(fd, STDOUT_FILENO);
   int rc = run_pipeline(commands);

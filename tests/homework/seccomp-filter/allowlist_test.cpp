@@ -32,7 +32,7 @@ struct Outcome {
 Outcome filtered(const std::function<void(int)>& body) {
   int fds[2];
   if (pipe(fds) != 0) return {};
-  std::fflush(nullptr);
+  (void)std::fflush(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);

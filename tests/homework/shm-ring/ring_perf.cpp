@@ -14,7 +14,7 @@ int main() {
   if (ring == nullptr) return std::printf("ring_create failed\n"), 1;
   constexpr uint64_t kItems = 200'000;
   const auto start = std::chrono::steady_clock::now();
-  std::fflush(nullptr);
+  (void)std::fflush(nullptr);
   const pid_t child = fork();
   if (child == 0) {
     Ring* mine = ring_open(name.c_str());

@@ -68,7 +68,7 @@ class Child {
  public:
   template <typename F>
   explicit Child(F body) {
-    std::fflush(nullptr);
+    (void)std::fflush(nullptr);
     pid_ = fork();
     if (pid_ == 0) _exit(body());
   }

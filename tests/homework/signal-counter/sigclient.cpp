@@ -53,8 +53,8 @@ std::string read_until(int fd, const std::string& until, int timeout_ms) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: sigclient SERVER [--seed S] [--signals N] [--kinds K] [--stopped] [--big] [--negative]\n");
+    (void)std::fprintf(
+        stderr, "usage: sigclient SERVER [--seed S] [--signals N] [--kinds K] [--stopped] [--big] [--negative]\n");
     return 2;
   }
   uint64_t seed = 1;
@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
   }
   int out[2];
   if (pipe(out) != 0) fail("pipe");
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   const pid_t server = fork();
   if (server == -1) fail("fork");
   if (server == 0) {

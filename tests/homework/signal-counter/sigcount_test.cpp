@@ -24,14 +24,14 @@ class Server {
   Server() {
     int out[2], result[2];
     if (pipe(out) != 0 || pipe(result) != 0) throw std::runtime_error("pipe");
-    std::fflush(nullptr);
+    (void)std::fflush(nullptr);
     pid_ = fork();
     if (pid_ == 0) {
       dup2(out[1], STDOUT_FILENO);
       close(out[0]);
       close(result[0]);
       const Counts counts = serve_until_sigterm();
-      std::fflush(stdout);
+      (void)std::fflush(stdout);
       (void)!write(result[1], &counts, sizeof counts);
       _exit(0);
     }

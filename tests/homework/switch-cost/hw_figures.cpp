@@ -28,7 +28,7 @@ int main() {
     std::printf("switch: %.1f ns\n", samples[samples.size() / 2] / 2);
     return 0;
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "hw-figures: %s\n", error.what());
+    (void)std::fprintf(stderr, "hw-figures: %s\n", error.what());
     return 1;
   }
 }

@@ -13,10 +13,10 @@
 namespace {
 
 [[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr, "working-set: %s\n", why);
-  std::fprintf(stderr,
-               "usage: working-set [-s SEED] [-n LENGTH] [-p PAGES] [-D WINDOW] [-m MAX_WINDOW] "
-               "[-r 'PAGE PAGE ...'] [-c]\n");
+  (void)std::fprintf(stderr, "working-set: %s\n", why);
+  (void)std::fprintf(stderr,
+                     "usage: working-set [-s SEED] [-n LENGTH] [-p PAGES] [-D WINDOW] [-m MAX_WINDOW] "
+                     "[-r 'PAGE PAGE ...'] [-c]\n");
   std::exit(2);
 }
 
@@ -25,7 +25,7 @@ long number(const char* text, long min, long max, const char* option) {
   const long value = std::strtol(text, &end, 10);
   if (*text == '\0' || *end != '\0' || value < min || value > max) {
     char why[128];
-    std::snprintf(why, sizeof why, "%s: '%s' is not a whole number in [%ld, %ld]", option, text, min, max);
+    (void)std::snprintf(why, sizeof why, "%s: '%s' is not a whole number in [%ld, %ld]", option, text, min, max);
     usage(why);
   }
   return value;

@@ -7,7 +7,7 @@
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: pipeline 'CMD [ARGS] [| CMD [ARGS]]...'\n");
+    (void)std::fprintf(stderr, "usage: pipeline 'CMD [ARGS] [| CMD [ARGS]]...'\n");
     return 2;
   }
   try {
@@ -15,10 +15,10 @@ int main(int argc, char** argv) {
     if (commands.empty()) return 0;
     return run_pipeline(commands);
   } catch (const std::invalid_argument& error) {
-    std::fprintf(stderr, "pipeline: %s\n", error.what());
+    (void)std::fprintf(stderr, "pipeline: %s\n", error.what());
     return 2;
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "pipeline: %s\n", error.what());
+    (void)std::fprintf(stderr, "pipeline: %s\n", error.what());
     return 1;
   }
 }

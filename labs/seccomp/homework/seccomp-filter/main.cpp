@@ -10,16 +10,16 @@
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: allowlist PROGRAM [ARGS...]\n");
+    (void)std::fprintf(stderr, "usage: allowlist PROGRAM [ARGS...]\n");
     return 2;
   }
-  std::fflush(nullptr);
+  (void)std::fflush(nullptr);
   if (const int rc = install_filter(); rc != 0) {
-    std::fprintf(stderr, "allowlist: install_filter: %s\n", std::strerror(-rc));
+    (void)std::fprintf(stderr, "allowlist: install_filter: %s\n", std::strerror(-rc));
     return 1;
   }
   execv(argv[1], &argv[1]);
   const int errnum = errno;
-  std::fprintf(stderr, "allowlist: execv %s: %s\n", argv[1], std::strerror(errnum));
+  (void)std::fprintf(stderr, "allowlist: execv %s: %s\n", argv[1], std::strerror(errnum));
   return 126;
 }

@@ -18,7 +18,7 @@ int main() {
     std::printf("total: %" PRId64 " signals, payload sum %" PRId64 "\n", count, sum);
     return 0;
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "sigcount: %s\n", error.what());
+    (void)std::fprintf(stderr, "sigcount: %s\n", error.what());
     return 1;
   }
 }

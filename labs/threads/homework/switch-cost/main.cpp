@@ -11,11 +11,11 @@ int main(int argc, char** argv) {
     char* end = nullptr;
     iterations = std::strtol(argv[2], &end, 10);
     if (*argv[2] == '\0' || *end != '\0' || iterations < 1 || iterations > 100'000'000) {
-      std::fprintf(stderr, "switchcost: --iterations must be a whole number from 1 to 100000000\n");
+      (void)std::fprintf(stderr, "switchcost: --iterations must be a whole number from 1 to 100000000\n");
       return 2;
     }
   } else if (argc != 1) {
-    std::fprintf(stderr, "usage: switchcost [--iterations N]\n");
+    (void)std::fprintf(stderr, "usage: switchcost [--iterations N]\n");
     return 2;
   }
   std::printf("syscall: %.1f ns\n", measure_syscall_ns(iterations * 10));

@@ -68,7 +68,7 @@ int run_pipeline(const std::vector<Command>& commands) {
     pipe_fds.push_back(fds[0]);
     pipe_fds.push_back(fds[1]);
   }
-  std::fflush(nullptr);
+  (void)std::fflush(nullptr);
   std::vector<pid_t> pids;
   for (size_t i = 0; i < n; ++i) {
     const int in = i == 0 ? STDIN_FILENO : pipe_fds[2 * (i - 1)];

@@ -29,7 +29,7 @@ std::array<SignalCount, kKinds> serve_until_sigterm() {
   if (sigprocmask(SIG_BLOCK, &all, nullptr) != 0)
     throw std::system_error(errno, std::generic_category(), "sigprocmask");
   std::printf("ready\n");
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   std::array<SignalCount, kKinds> counts{};
   for (;;) {
     siginfo_t info{};

@@ -49,7 +49,7 @@ double measure_switch_ns(long round_trips) {
   if (sched_setaffinity(0, sizeof one, &one) != 0) return -1;
   int there[2], back[2];
   if (pipe(there) != 0 || pipe(back) != 0) return -1;
-  std::fflush(nullptr);
+  (void)std::fflush(nullptr);
   const pid_t child = fork();
   if (child == 0) {
     close(there[1]);  // or it never reads end of file
