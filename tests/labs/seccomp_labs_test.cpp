@@ -1,0 +1,70 @@
+// oslab-seccomp: every behaviour it demonstrates holds (they are kernel semantics, not
+// timings), each cost it measures is there, and its own bad input exits 2.
+#include <gtest/gtest.h>
+
+#include "lab_runner.hpp"
+
+namespace oslab::test {
+namespace {
+
+nlohmann::json quick_json(std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"--quick", "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  RunResult run = run_lab("seccomp", args);
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  return run.json();
+}
+
+const nlohmann::json* verdict(const nlohmann::json& doc, const std::string& id) {
+  for (const auto& v : doc["verdicts"])
+    if (v["id"] == id) return &v;
+  return nullptr;
+}
+
+TEST(SeccompLab, EveryBehaviourHolds) {
+  const nlohmann::json doc = quick_json();
+  for (const char* id : {"deny-list-eperm", "allow-list-eperm", "trap-sigsys-decoded", "kill-process-sigsys",
+                         "inherited-across-fork", "inherited-across-exec", "irreversible", "user-notif-answers"}) {
+    const nlohmann::json* v = verdict(doc, id);
+    ASSERT_NE(v, nullptr) << id;
+    EXPECT_EQ((*v)["state"], "holds") << id << ": " << (*v)["evidence"];
+  }
+  EXPECT_NE(verdict(doc, "trap-sigsys-decoded")->at("evidence").get<std::string>().find("= getppid"),
+            std::string::npos);
+}
+
+TEST(SeccompLab, MeasuresEveryFilterAndTheVerdictsAreNotContradicted) {
+  const nlohmann::json doc = quick_json({"--rules", "0,10,100"});
+  std::set<std::pair<std::string, int>> seen;
+  for (const auto& result : doc["results"]) {
+    EXPECT_EQ(result["name"], "getppid");
+    seen.insert({result["params"]["filter"].get<std::string>(), result["params"]["rules"].get<int>()});
+    EXPECT_GT(result["p50"].get<double>(), 0);
+  }
+  for (const auto& expected : std::set<std::pair<std::string, int>>{{"none", 0},
+                                                                    {"rules on another call", 10},
+                                                                    {"rules on another call", 100},
+                                                                    {"rules on getppid's argument", 10},
+                                                                    {"rules on getppid's argument", 100},
+                                                                    {"USER_NOTIF", 1}})
+    EXPECT_TRUE(seen.count(expected)) << expected.first << " " << expected.second;
+  // Measured claims hold or are inconclusive on a busy machine; a user notification is never cheap.
+  for (const char* id : {"argument-rules-cost", "user-notif-costs-a-round-trip"}) {
+    const nlohmann::json* v = verdict(doc, id);
+    ASSERT_NE(v, nullptr) << id;
+    EXPECT_NE((*v)["state"], "does-not-hold") << id << ": " << (*v)["evidence"];
+  }
+}
+
+TEST(SeccompLab, BadRuleCountsExitTwo) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--rules", "100,10"}, {"--rules", "-1"}, {"--rules", "x"}, {"--rules", "5000"}}) {
+    RunResult run = run_lab("seccomp", args);
+    EXPECT_EQ(run.exit_code, 2) << args[1] << ": " << run.err;
+    EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+    EXPECT_TRUE(run.out.empty());
+  }
+}
+
+}  // namespace
+}  // namespace oslab::test
