@@ -72,9 +72,8 @@ void TokenExchange::stop() {
 }
 
 void TokenExchange::solo_round_trip(uint64_t sequence, bool threads) {
-  for (int side = 0; side < 2; ++side) {
-    if (solo_regions_[side].size() != regions_for_solo()) solo_regions_[side] = working_set_region(working_set_bytes_);
-  }
+  for (auto& region : solo_regions_)
+    if (region.size() != regions_for_solo()) region = working_set_region(working_set_bytes_);
   const uint32_t token = token_of(sequence);
   if (solo_regions_[0].size()) sink_[0] += read_working_set(solo_regions_[0].bytes());
   solo_hop(0, token, threads);

@@ -60,9 +60,9 @@ void remove(const Record& r) {
 // The guardian's whole life: async-signal-safe calls only (the lab may have threads).
 [[noreturn]] void guard(int read_end) {
   ::setpgid(0, 0);
-  ::signal(SIGINT, SIG_IGN);
-  ::signal(SIGTERM, SIG_IGN);
-  ::signal(SIGPIPE, SIG_IGN);
+  (void)::signal(SIGINT, SIG_IGN);
+  (void)::signal(SIGTERM, SIG_IGN);
+  (void)::signal(SIGPIPE, SIG_IGN);
   if (::dup2(read_end, 3) == -1) _exit(1);
   int null = ::open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);

@@ -31,6 +31,7 @@
 
 #include "oslab/clock.hpp"
 #include "oslab/error.hpp"
+#include "oslab/fdpass.hpp"
 #include "oslab/format.hpp"
 #include "oslab/futex.hpp"
 #include "oslab/guardian.hpp"
@@ -87,7 +88,7 @@ std::atomic<uint32_t>* low_half(std::atomic<uint64_t>* word) noexcept {
 void Channel::attach(Party& party) {
   parties_[party.index()] = &party;
   // A peer process that has gone makes a write fail with EPIPE, not kill this one.
-  if (!party.in_thread()) ::signal(SIGPIPE, SIG_IGN);
+  if (!party.in_thread()) (void)::signal(SIGPIPE, SIG_IGN);
 }
 
 void Channel::check_stop(size_t side) const {
@@ -572,7 +573,7 @@ class PosixMqChannel : public Channel {
     const long fit =
         limit.rlim_cur == RLIM_INFINITY ? msg_max : static_cast<long>(limit.rlim_cur / (2 * (bytes + 128)));
     attributes.mq_maxmsg = std::clamp<long>(std::min(fit, msg_max), 1, 8);
-    for (int direction = 0; direction < 2; ++direction) {
+    for (mqd_t& slot : queues_) {
       const std::string name = unique_ipc_name("ipc");
       const mqd_t queue = ::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attributes);
       if (queue == static_cast<mqd_t>(-1)) {
@@ -590,7 +591,7 @@ class PosixMqChannel : public Channel {
                           limit.rlim_cur == RLIM_INFINITY ? -1 : static_cast<long>(limit.rlim_cur)));
         throw SysError("mq_open", error);
       }
-      queues_[direction] = queue;
+      slot = queue;
       PosixName(PosixName::Type::mq, name).unlink();  // both sides hold it once forked
     }
   }
@@ -1089,7 +1090,7 @@ class VmspliceStream : public Stream {
   size_t message_bytes() const override { return bytes_; }
   void attach(Party& party) override {
     if (party.in_thread()) return;
-    ::signal(SIGPIPE, SIG_IGN);
+    (void)::signal(SIGPIPE, SIG_IGN);
     (party.index() == 0 ? read_ : write_).reset();
   }
   void send(uint64_t sequence) override {
@@ -1161,7 +1162,7 @@ class MemfdStream : public Stream {
     party_ = &party;
     const size_t side = party.index();
     if (!party.in_thread()) {
-      ::signal(SIGPIPE, SIG_IGN);
+      (void)::signal(SIGPIPE, SIG_IGN);
       socket_[1 - side].reset();
     }
     if (mapped_[side] != nullptr) ::munmap(mapped_[side], mapped_bytes());
@@ -1231,44 +1232,18 @@ class MemfdStream : public Stream {
     header.consumed.store(++received_);
     if (header.waiting.load() == received_) futex_wake(low_half(&header.consumed), 1);
   }
-  void pass_fd(int fd) {
-    char byte = 'm';
-    iovec data{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
-    check_errno("sendmsg(SCM_RIGHTS)", ::sendmsg(socket_[0].get(), &message, MSG_NOSIGNAL));
-  }
+  void pass_fd(int fd) { send_fd(socket_[0].get(), fd); }
   UniqueFd receive_fd() {
-    char byte = 0;
-    iovec data{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
     for (;;) {
-      const ssize_t n = ::recvmsg(socket_[1].get(), &message, MSG_CMSG_CLOEXEC);
-      if (n == 1) break;
-      if (n == 0) throw std::runtime_error("memfd: the sender closed the socket before passing the memfd");
-      if (errno != EINTR && errno != EAGAIN) throw SysError("recvmsg(SCM_RIGHTS)", errno);
-      if (party_->stop_requested()) throw std::runtime_error("memfd: the sender failed before passing the memfd");
+      try {
+        const int fd = oslab::receive_fd(socket_[1].get());
+        if (fd < 0) throw std::runtime_error("memfd: the sender closed the socket before passing the memfd");
+        return UniqueFd(fd);
+      } catch (const SysError& error) {
+        if (error.errnum() != EINTR && error.errnum() != EAGAIN) throw;
+        if (party_->stop_requested()) throw std::runtime_error("memfd: the sender failed before passing the memfd");
+      }
     }
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
-    if (header == nullptr || header->cmsg_type != SCM_RIGHTS)
-      throw std::runtime_error("memfd: the message carried no file descriptor");
-    int fd = -1;
-    std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
-    return UniqueFd(fd);
   }
   void note(uint64_t sequence) {
     const uint64_t word = pack_word(sequence);

@@ -350,7 +350,7 @@ struct Experiment {
       repeats.push_back(std::max<int64_t>(1, static_cast<int64_t>((256u << 10) / bytes)));
     }
     for (size_t i = 0; i < options.sizes.size(); ++i)
-      ops.push_back([&, i](int64_t batch) {
+      ops.emplace_back([&, i](int64_t batch) {
         for (int64_t n = 0; n < batch * repeats[i]; ++n) {
           std::memcpy(targets[i].data(), sources[i].data(), options.sizes[i]);
           asm volatile("" : : "r"(targets[i].data()) : "memory");
@@ -480,7 +480,7 @@ struct Experiment {
           const size_t run_at = info(key).fixed_word ? 8 : bytes;
           const oslab::Result* r = report.find("round trip", params_of(key, run_at, placement));
           if (info(key).fixed_word && bytes != options.sizes.front())
-            row.push_back("");
+            row.emplace_back("");
           else
             row.push_back(r ? oslab::format_duration(r->summary.p50) + (info(key).fixed_word ? " (8 B)" : "") : "-");
         }
@@ -540,9 +540,9 @@ struct Experiment {
         const size_t run_at = info(key).fixed_word ? 8 : bytes;
         auto found = syscalls.find({key, run_at});
         if (info(key).fixed_word && bytes != options.sizes.front()) {
-          row.push_back("");
+          row.emplace_back("");
         } else if (found == syscalls.end()) {
-          row.push_back("-");
+          row.emplace_back("-");
         } else {
           const oslab::SyscallCheck& check = found->second;
           row.push_back(fmt::format("{} ({} {})", oslab::format_number(check.per_round_trip),
@@ -795,7 +795,7 @@ int main(int argc, char** argv) {
       [&](oslab::Report& report) {
         Experiment& e = *experiment;
         std::vector<std::string> names;
-        for (Placement p : e.options.placements) names.push_back(to_string(p));
+        for (Placement p : e.options.placements) names.emplace_back(to_string(p));
         report.params["placements"] = names;
         report.params["pipe_capacity"] = oslab::pipe_capacity();
         report.show_results_table = false;

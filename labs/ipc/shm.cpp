@@ -85,7 +85,7 @@ std::vector<std::string> ipcs_row(const std::string& moment, int id) {
 // A child that does one thing when told (over a pipe) and reports when done.
 class Helper {
  public:
-  explicit Helper(std::function<void(int step)> act) : go_(oslab::Pipe::create()), done_(oslab::Pipe::create()) {
+  explicit Helper(const std::function<void(int step)>& act) : go_(oslab::Pipe::create()), done_(oslab::Pipe::create()) {
     child_ = oslab::Child::fork([this, act] {
       go_.write_end.reset();  // so that the parent's close is an end of file here
       done_.read_end.reset();

@@ -170,7 +170,7 @@ void from_the_os(Observations& seen) {
   seen.segv_page = reinterpret_cast<uintptr_t>(page);
   pid_t pid = check_errno("fork", ::fork());
   if (pid == 0) {
-    ::signal(SIGSEGV, SIG_DFL);  // no handler, not even a sanitizer's
+    (void)::signal(SIGSEGV, SIG_DFL);  // no handler, not even a sanitizer's
     *static_cast<volatile int*>(page) = 1;
     _exit(0);
   }
@@ -203,7 +203,7 @@ void from_the_os(Observations& seen) {
     int ends[2];
     if (::pipe(ends) == -1) _exit(1);
     ::close(ends[0]);
-    ::signal(SIGPIPE, SIG_DFL);
+    (void)::signal(SIGPIPE, SIG_DFL);
     char byte = 'x';
     (void)!::write(ends[1], &byte, 1);
     _exit(0);
@@ -213,10 +213,10 @@ void from_the_os(Observations& seen) {
     int ends[2];
     check_errno("pipe", ::pipe(ends));
     ::close(ends[0]);
-    ::signal(SIGPIPE, SIG_IGN);
+    (void)::signal(SIGPIPE, SIG_IGN);
     char byte = 'x';
     seen.pipe_ignored_errno = ::write(ends[1], &byte, 1) == -1 ? errno : 0;
-    ::signal(SIGPIPE, SIG_DFL);
+    (void)::signal(SIGPIPE, SIG_DFL);
     ::close(ends[1]);
   }
 
@@ -263,7 +263,7 @@ void within_a_process(Observations& seen) {
   // raise(): to the calling thread, handled before raise() returns.
   install(SIGUSR1, record);
   g_handled = 0;
-  ::raise(SIGUSR1);
+  (void)::raise(SIGUSR1);
   seen.raise_handled_before_return = g_handled.load();
   seen.raise_code = g_code.load();
 
@@ -308,7 +308,7 @@ void coalescing_and_queuing(Observations& seen, int sends) {
   const int realtime = SIGRTMIN + 2;
   const sigset_t set = set_of({SIGUSR1, realtime});
   ::sigprocmask(SIG_BLOCK, &set, nullptr);
-  ::signal(SIGUSR1, count_standard);
+  (void)::signal(SIGUSR1, count_standard);
   install(realtime, count_realtime);
   rlimit limit{};
   ::getrlimit(RLIMIT_SIGPENDING, &limit);
@@ -627,7 +627,7 @@ struct Experiment {
           row.push_back(
               fmt::format("{} ({})", oslab::format_duration(r.summary.p50), oslab::format_duration(r.summary.p99)));
         });
-        if (!ok) row.push_back("-");
+        if (!ok) row.emplace_back("-");
       }
       table.rows.push_back(row);
     }

@@ -116,9 +116,10 @@ int child_reads_then_writes(const oslab::Mapping& region, const std::vector<size
 }
 
 // The parent alone, no fork: write `what` to /proc/self/clear_refs, then read the pages twice.
-// "1" marks every page of this process not accessed (and flushes the TLB); "4" clears the
-// soft-dirty bits instead, which also flushes the TLB but leaves the Accessed bits set: the
-// control that tells the Accessed bit's cost from a TLB miss's.
+// "1" marks every page of this process not accessed (current kernels do not flush the TLB for
+// it: the pages read outnumber a TLB's entries); "4" clears the soft-dirty bits instead, which
+// flushes the TLB and leaves the Accessed bits set: the control that tells the Accessed bit's
+// cost from a TLB miss's.
 struct ClearRefsReads {
   double first_ns_per_page, second_ns_per_page;
 };
@@ -271,7 +272,7 @@ struct Experiment {
     if (!obs.clear_refs_read_ns_per_page.empty()) {
       report.add_samples("read after clear_refs", params, obs.clear_refs_read_ns_per_page,
                          {.what = "no fork: the parent writes 1 to /proc/self/clear_refs (every page marked not "
-                                  "accessed, TLB flushed), then reads one word of each page, per page"});
+                                  "accessed), then reads one word of each page, per page"});
       report.add_samples("read again after clear_refs", params, obs.clear_refs_reread_ns_per_page,
                          {.what = "no fork: the parent's second read of the same pages, per page"});
       report.add_samples("read after a TLB flush", params, obs.tlb_flush_read_ns_per_page,
@@ -408,8 +409,8 @@ int main(int argc, char** argv) {
                  "worth keeping). The second read finds it set. Writing 1 to /proc/self/clear_refs marks\n"
                  "every page of a process old without any fork: the lab does that in the parent and reads\n"
                  "the same pages twice, to show the same first-touch cost; writing 4 (clear the soft-dirty\n"
-                 "bits) flushes the TLB just the same but keeps the Accessed bits, and shows that a TLB\n"
-                 "miss alone is cheap. How dear setting the bit is depends on the CPU and, in a virtual\n"
+                 "bits) flushes the TLB but keeps the Accessed bits, and shows that a TLB miss alone is\n"
+                 "cheap. How dear setting the bit is depends on the CPU and, in a virtual\n"
                  "machine, on the hypervisor.\n\n"
                  "What is counted: the child's minor page faults (getrusage RUSAGE_SELF in the child) during\n"
                  "each phase, divided by the pages touched in it; the time is CLOCK_MONOTONIC around each\n"

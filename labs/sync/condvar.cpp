@@ -321,7 +321,7 @@ const std::vector<Method>& methods() {
 
 std::vector<std::string> method_names() {
   std::vector<std::string> names;
-  for (const Method& m : methods()) names.push_back(m.name);
+  for (const Method& m : methods()) names.emplace_back(m.name);
   return names;
 }
 
@@ -349,7 +349,7 @@ WakeupCount count_wakeups(int waiters, int items, bool broadcast, const std::vec
     WakeupCount seen;
   } s;
   std::vector<std::function<void(oslab::Party&)>> bodies;
-  bodies.push_back([&](oslab::Party& party) {
+  bodies.emplace_back([&](oslab::Party& party) {
     party.ready();
     for (int i = 0; i < items; ++i) {
       check_errnum("pthread_mutex_lock", ::pthread_mutex_lock(&s.mutex));
@@ -365,7 +365,7 @@ WakeupCount count_wakeups(int waiters, int items, bool broadcast, const std::vec
     ::pthread_mutex_unlock(&s.mutex);
   });
   for (int w = 0; w < waiters; ++w)
-    bodies.push_back([&](oslab::Party& party) {
+    bodies.emplace_back([&](oslab::Party& party) {
       party.ready();
       check_errnum("pthread_mutex_lock", ::pthread_mutex_lock(&s.mutex));
       for (;;) {
@@ -617,8 +617,8 @@ struct Experiment {
                      "latencies in whole microseconds, measured their own way: compare ratios, not the digits."};
       for (oslab::Placement placement : lab.options().placements) {
         t.header.push_back(fmt::format("{} p50", oslab::to_string(placement)));
-        t.header.push_back("p99");
-        t.header.push_back("vs futex");
+        t.header.emplace_back("p99");
+        t.header.emplace_back("vs futex");
       }
       for (const Method* method : chosen) {
         std::vector<std::string> row{method->name};

@@ -99,7 +99,7 @@ const std::vector<LockType> kLockTypes = {
 
 std::vector<std::string> lock_names() {
   std::vector<std::string> names;
-  for (const auto& type : kLockTypes) names.push_back(type.name);
+  for (const auto& type : kLockTypes) names.emplace_back(type.name);
   return names;
 }
 
@@ -264,7 +264,7 @@ void contend(Lock lock, Guarded& guarded, const RunSetup& setup, int worker, Wor
     try {
       syscall_counter.emplace();
     } catch (const std::exception& e) {
-      std::snprintf(out.count_error, sizeof out.count_error, "%s", e.what());
+      (void)std::snprintf(out.count_error, sizeof out.count_error, "%s", e.what());
     }
   } else {
     waits.emplace();
@@ -526,7 +526,7 @@ struct Experiment {
     }
     std::vector<std::function<void(oslab::Party&)>> bodies;
     for (int w = 0; w < c.workers; ++w)
-      bodies.push_back([&, w](oslab::Party& party) {
+      bodies.emplace_back([&, w](oslab::Party& party) {
         run_worker(c.type->kind, s, setup, w, (*reports)[static_cast<size_t>(w)], party);
       });
     oslab::run_parties({.threads = !c.processes,

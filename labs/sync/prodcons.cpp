@@ -77,7 +77,7 @@ const Variant& variant_named(const std::string& name) {
 
 std::vector<std::string> variant_names() {
   std::vector<std::string> names;
-  for (const Variant& v : kVariants) names.push_back(v.name);
+  for (const Variant& v : kVariants) names.emplace_back(v.name);
   return names;
 }
 
@@ -428,7 +428,7 @@ Outcome run_once(const RunSpec& spec, const std::vector<int>& cpus, const Script
   run.consume_quota.assign(static_cast<size_t>(spec.consumers), spec.per_consumer);
   std::vector<std::function<void(oslab::Party&)>> bodies;
   for (int t = 0; t < spec.producers + spec.consumers; ++t)
-    bodies.push_back([&run, t](oslab::Party& party) {
+    bodies.emplace_back([&run, t](oslab::Party& party) {
       run.board.enroll(t);
       if (run.schedule) run.schedule->enroll(t);
       party.ready();

@@ -226,8 +226,9 @@ struct Experiment {
         ++not_affected;
         continue;
       }
+      const std::string prefix = name + ":";
       const bool on_entry =
-          std::any_of(entry.begin(), entry.end(), [&](const std::string& e) { return e.starts_with(name + ":"); });
+          std::any_of(entry.begin(), entry.end(), [&](const std::string& e) { return e.starts_with(prefix); });
       mitigations.rows.push_back({name, status, on_entry ? "yes" : ""});
     }
     mitigations.footnote = fmt::format(

@@ -550,7 +550,7 @@ struct Experiment {
     for (long n : counts) {
       const Memory thread = threads_memory(n);
       const Memory process = processes_memory(n);
-      per_count.push_back({thread, process});
+      per_count.emplace_back(thread, process);
       for (const auto& [kind, m] : {std::pair{"thread", thread}, std::pair{"process", process}}) {
         table.rows.push_back({std::to_string(n), kind, fmt::format("{:.1f} KiB", m.rss_kib),
                               fmt::format("{:.1f} KiB", m.pss_kib), fmt::format("{:.1f} KiB", m.page_tables_kib),

@@ -208,4 +208,25 @@ int orphans_still_running(std::chrono::milliseconds grace) {
   return running;
 }
 
+nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra) {
+  std::vector<std::string> args{"--quick", "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  RunResult run = run_lab(lab, args);
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  return run.exit_code == 0 ? run.json() : nlohmann::json::object();
+}
+
+const nlohmann::json* find_verdict(const nlohmann::json& doc, const std::string& id) {
+  for (const auto& verdict : doc["verdicts"])
+    if (verdict["id"] == id) return &verdict;
+  return nullptr;
+}
+
+void expect_usage_error(const std::string& lab, const std::vector<std::string>& args) {
+  RunResult run = run_lab(lab, args);
+  EXPECT_EQ(run.exit_code, 2) << args[0] << " " << (args.size() > 1 ? args[1] : "") << ": " << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_TRUE(run.out.empty()) << "bad input printed to stdout:\n" << run.out;
+}
+
 }  // namespace oslab::test

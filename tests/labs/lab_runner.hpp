@@ -24,6 +24,14 @@ struct RunResult {
 };
 
 std::string bin_dir();
+
+// `oslab-<lab> --quick --json extra...`, expected to exit 0; its document (an empty object if not).
+nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra = {});
+// The verdict with this id, or nullptr.
+const nlohmann::json* find_verdict(const nlohmann::json& doc, const std::string& id);
+// Bad input: exit code 2, one line on stderr, nothing on stdout.
+void expect_usage_error(const std::string& lab, const std::vector<std::string>& args);
+
 std::string lab_path(const std::string& lab);  // "fork" -> <bin>/oslab-fork
 std::vector<std::string> all_labs();           // every oslab-* in the bin dir, as "fork", ...
 

@@ -19,14 +19,6 @@
 namespace oslab::test {
 namespace {
 
-nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra = {}) {
-  std::vector<std::string> args{"--quick", "--json"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  RunResult run = run_lab(lab, args);
-  EXPECT_EQ(run.exit_code, 0) << run.err;
-  return run.exit_code == 0 ? run.json() : nlohmann::json::object();
-}
-
 const nlohmann::json* verdict(const nlohmann::json& doc, const std::string& id) {
   if (!doc.contains("verdicts")) return nullptr;
   for (const auto& v : doc["verdicts"])
@@ -64,13 +56,6 @@ const nlohmann::json* result(const nlohmann::json& doc, const std::string& name,
     if (all) return &r;
   }
   return nullptr;
-}
-
-void expect_usage_error(const std::string& lab, const std::vector<std::string>& args) {
-  RunResult run = run_lab(lab, args);
-  EXPECT_EQ(run.exit_code, 2) << args[0] << " " << (args.size() > 1 ? args[1] : "") << ": " << run.err;
-  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
-  EXPECT_TRUE(run.out.empty()) << run.out;
 }
 
 // The labs make their groups under the cgroup they run in, which is this test's.

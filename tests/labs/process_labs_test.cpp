@@ -9,14 +9,6 @@
 namespace oslab::test {
 namespace {
 
-nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra = {}) {
-  std::vector<std::string> args{"--quick", "--json"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  RunResult run = run_lab(lab, args);
-  EXPECT_EQ(run.exit_code, 0) << run.err;
-  return run.json();
-}
-
 const nlohmann::json* find_result(const nlohmann::json& doc, const std::string& name,
                                   const nlohmann::json& params_subset) {
   for (const auto& result : doc["results"]) {
@@ -27,20 +19,6 @@ const nlohmann::json* find_result(const nlohmann::json& doc, const std::string& 
     if (all) return &result;
   }
   return nullptr;
-}
-
-const nlohmann::json* find_verdict(const nlohmann::json& doc, const std::string& id) {
-  for (const auto& verdict : doc["verdicts"])
-    if (verdict["id"] == id) return &verdict;
-  ADD_FAILURE() << "no verdict " << id;
-  return nullptr;
-}
-
-void expect_usage_error(const std::string& lab, const std::vector<std::string>& args) {
-  RunResult run = run_lab(lab, args);
-  EXPECT_EQ(run.exit_code, 2) << args[0] << " " << (args.size() > 1 ? args[1] : "") << ": " << run.err;
-  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
-  EXPECT_TRUE(run.out.empty()) << "bad input printed to stdout:\n" << run.out;
 }
 
 TEST(ForkLab, MeasuresEveryMethodAtEverySizeAndPlacement) {

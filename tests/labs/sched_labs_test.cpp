@@ -16,14 +16,6 @@
 namespace oslab::test {
 namespace {
 
-nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra = {}) {
-  std::vector<std::string> args{"--quick", "--json"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  RunResult run = run_lab(lab, args);
-  EXPECT_EQ(run.exit_code, 0) << run.err;
-  return run.json();
-}
-
 const nlohmann::json* verdict(const nlohmann::json& doc, const std::string& id) {
   for (const auto& v : doc["verdicts"])
     if (v["id"] == id) return &v;
@@ -50,13 +42,6 @@ bool skipped(const nlohmann::json& doc, const std::string& what) {
 
 bool realtime_allowed() {
   return probe_rt(80).allowed && read_rt_throttle().on();
-}
-
-void expect_usage_error(const std::string& lab, const std::vector<std::string>& args) {
-  RunResult run = run_lab(lab, args);
-  EXPECT_EQ(run.exit_code, 2) << args[0] << ": " << run.err;
-  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
-  EXPECT_TRUE(run.out.empty()) << run.out;
 }
 
 TEST(TimesliceLab, RebuildsWhoRanWhenUnderEachPolicy) {

@@ -17,18 +17,12 @@
 namespace oslab::test {
 namespace {
 
-nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra = {}) {
+nlohmann::json seeded_quick_json(const std::string& lab, std::vector<std::string> extra = {}) {
   std::vector<std::string> args{"--quick", "--json", "--seed", "11"};
   args.insert(args.end(), extra.begin(), extra.end());
   RunResult run = run_lab(lab, args);
   EXPECT_EQ(run.exit_code, 0) << run.err;
   return run.json();
-}
-
-const nlohmann::json* find_verdict(const nlohmann::json& doc, const std::string& id) {
-  for (const auto& verdict : doc["verdicts"])
-    if (verdict["id"] == id) return &verdict;
-  return nullptr;
 }
 
 // A fact: it holds, whatever the load.
@@ -54,16 +48,9 @@ std::vector<const nlohmann::json*> results_named(const nlohmann::json& doc, cons
   return found;
 }
 
-void expect_usage_error(const std::string& lab, const std::vector<std::string>& args) {
-  RunResult run = run_lab(lab, args);
-  EXPECT_EQ(run.exit_code, 2) << args[0] << " " << (args.size() > 1 ? args[1] : "") << ": " << run.err;
-  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
-  EXPECT_TRUE(run.out.empty()) << run.out;
-}
-
 TEST(LocksLab, EveryLockExcludesAsThreadsAndAsProcesses) {
   const nlohmann::json doc =
-      quick_json("locks", {"--locks", "mutex,tas,ttas,ticket,mcs,futex,rwlock-reads,posix-sem,sysv-sem,std-mutex", "-n",
+      seeded_quick_json("locks", {"--locks", "mutex,tas,ttas,ticket,mcs,futex,rwlock-reads,posix-sem,sysv-sem,std-mutex", "-n",
                            "1,3", "--as", "threads,processes", "--duration", "10"});
   expect_fact(doc, "mutual-exclusion");
   const auto throughput = results_named(doc, "contended throughput");
@@ -83,7 +70,7 @@ TEST(LocksLab, EveryLockExcludesAsThreadsAndAsProcesses) {
 }
 
 TEST(LocksLab, UncontendedLocksStayInUserSpaceExceptSystemV) {
-  const nlohmann::json doc = quick_json("locks", {"--locks", "mutex,futex,tas,posix-sem,sysv-sem", "-n", "2"});
+  const nlohmann::json doc = seeded_quick_json("locks", {"--locks", "mutex,futex,tas,posix-sem,sysv-sem", "-n", "2"});
   if (find_verdict(doc, "uncontended-stays-in-user-space") == nullptr) GTEST_SKIP() << doc["skipped"].dump();
   expect_fact(doc, "uncontended-stays-in-user-space");
   expect_not_refuted(doc, "spinners-never-sleep");
@@ -98,7 +85,7 @@ TEST(LocksLab, RejectsWhatItCannotHonour) {
 }
 
 TEST(ProdconsLab, EveryBrokenVariantFailsUnderItsForcedSchedule) {
-  const nlohmann::json doc = quick_json(
+  const nlohmann::json doc = seeded_quick_json(
       "prodcons", {"--random-runs", "0", "--variant", "if,signal,no-mutex,wrong-order", "-n", "1", "--buffer", "1"});
   for (const char* id :
        {"if-takes-from-empty-buffer", "signal-wakes-the-wrong-waiter", "no-mutex-overwrites", "wrong-order-deadlocks"})
@@ -110,7 +97,7 @@ TEST(ProdconsLab, EveryBrokenVariantFailsUnderItsForcedSchedule) {
 }
 
 TEST(ProdconsLab, RightVariantsDeliverEveryItemExactlyOnce) {
-  const nlohmann::json doc = quick_json("prodcons", {"--variant", "cv,sem,spsc", "-n", "1,2,3", "--buffer", "1,7",
+  const nlohmann::json doc = seeded_quick_json("prodcons", {"--variant", "cv,sem,spsc", "-n", "1,2,3", "--buffer", "1,7",
                                                      "--rounds", "1", "--random-runs", "2", "--duration", "15"});
   expect_fact(doc, "right-ones-exactly-once");
   // cv and sem at 1, 2 and 3 pairs and two sizes; spsc at one pair only.
@@ -125,7 +112,7 @@ TEST(ProdconsLab, RejectsWhatItCannotHonour) {
 }
 
 TEST(CondvarLab, WaitsBelongInAWhileLoop) {
-  const nlohmann::json doc = quick_json(
+  const nlohmann::json doc = seeded_quick_json(
       "condvar", {"--methods", "condvar,semaphore,futex,pipe", "--placement", "same-cpu", "--as", "threads"});
   expect_fact(doc, "while-not-if");
   expect_not_refuted(doc, "waiters-wake-to-nothing");
@@ -138,14 +125,14 @@ TEST(CondvarLab, WaitsBelongInAWhileLoop) {
 
 TEST(CondvarLab, HandsOffBetweenProcessesToo) {
   const nlohmann::json doc =
-      quick_json("condvar", {"--methods", "condvar,sysv-sem,eventfd", "--placement", "two-cpus", "--as", "processes"});
+      seeded_quick_json("condvar", {"--methods", "condvar,sysv-sem,eventfd", "--placement", "two-cpus", "--as", "processes"});
   if (doc["results"].empty()) GTEST_SKIP() << doc["skipped"].dump();
   EXPECT_EQ(results_named(doc, "round trip").size(), 3u);
   for (const nlohmann::json* r : results_named(doc, "round trip")) EXPECT_EQ((*r)["params"]["as"], "processes");
 }
 
 TEST(SemaphoresLab, SemUndoReleasesAfterASigkilledHolder) {
-  const nlohmann::json doc = quick_json("semaphores");
+  const nlohmann::json doc = seeded_quick_json("semaphores");
   for (const char* id : {"named-reached-by-name", "sem-undo-releases-on-death", "no-undo-stays-taken",
                          "posix-not-released-on-death", "robust-mutex-reports-dead-owner"})
     expect_fact(doc, id);
@@ -153,7 +140,7 @@ TEST(SemaphoresLab, SemUndoReleasesAfterASigkilledHolder) {
 }
 
 TEST(PatternsLab, EveryPatternComputesTheSameAnswer) {
-  const nlohmann::json doc = quick_json("patterns", {"--blocks", "200", "--requests", "300", "-n", "1,2,3"});
+  const nlohmann::json doc = seeded_quick_json("patterns", {"--blocks", "200", "--requests", "300", "-n", "1,2,3"});
   expect_fact(doc, "patterns-lose-nothing");
   EXPECT_EQ(results_named(doc, "producer/consumer").size(), 3u);
   EXPECT_EQ(results_named(doc, "pipeline").size(), 3u);

@@ -14,14 +14,6 @@
 namespace oslab::test {
 namespace {
 
-nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra = {}) {
-  std::vector<std::string> args{"--quick", "--json"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  RunResult run = run_lab(lab, args);
-  EXPECT_EQ(run.exit_code, 0) << run.err;
-  return run.json();
-}
-
 std::vector<const nlohmann::json*> find_results(const nlohmann::json& doc, const std::string& name,
                                                 const nlohmann::json& params_subset = nlohmann::json::object()) {
   std::vector<const nlohmann::json*> found;
@@ -42,24 +34,11 @@ const nlohmann::json& one_result(const nlohmann::json& doc, const std::string& n
   return found.empty() ? empty : *found.front();
 }
 
-const nlohmann::json* find_verdict(const nlohmann::json& doc, const std::string& id) {
-  for (const auto& verdict : doc["verdicts"])
-    if (verdict["id"] == id) return &verdict;
-  return nullptr;
-}
-
 void expect_holds(const nlohmann::json& doc, const std::string& id) {
   const nlohmann::json* v = find_verdict(doc, id);
   ASSERT_NE(v, nullptr) << "no verdict " << id;
   EXPECT_EQ((*v)["state"], "holds") << v->dump();
   EXPECT_FALSE((*v)["measured"].get<bool>()) << id << " is a fact, not a timing";
-}
-
-void expect_usage_error(const std::string& lab, const std::vector<std::string>& args) {
-  RunResult run = run_lab(lab, args);
-  EXPECT_EQ(run.exit_code, 2) << args[0] << " " << (args.size() > 1 ? args[1] : "") << ": " << run.err;
-  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
-  EXPECT_TRUE(run.out.empty()) << run.out;
 }
 
 const nlohmann::json* find_table(const nlohmann::json& doc, const std::string& title_start) {

@@ -8,14 +8,6 @@
 namespace oslab::test {
 namespace {
 
-nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra = {}) {
-  std::vector<std::string> args{"--quick", "--json"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  RunResult run = run_lab(lab, args);
-  EXPECT_EQ(run.exit_code, 0) << run.err;
-  return run.json();
-}
-
 const nlohmann::json* find_result(const nlohmann::json& doc, const std::string& name,
                                   const nlohmann::json& params_subset = nlohmann::json::object()) {
   for (const auto& result : doc["results"]) {
@@ -38,12 +30,6 @@ bool skipped(const nlohmann::json& doc, const std::string& what_part) {
   for (const auto& skip : doc["skipped"])
     if (skip["what"].get<std::string>().find(what_part) != std::string::npos) return true;
   return false;
-}
-
-void expect_usage_error(const std::string& lab, const std::vector<std::string>& args) {
-  RunResult run = run_lab(lab, args);
-  EXPECT_EQ(run.exit_code, 2) << args[0] << ": " << run.err;
-  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
 }
 
 TEST(UthreadsLab, MeasuresEverySwitchCreationAndTheSweep) {

@@ -37,15 +37,15 @@ std::unique_ptr<TokenExchange> make(Kind kind) {
 
 class Exchanges : public ::testing::TestWithParam<std::tuple<Kind, bool>> {
  protected:
-  std::unique_ptr<TokenExchange> exchange = make(std::get<0>(GetParam()));
+  std::unique_ptr<TokenExchange> exchange_ = make(std::get<0>(GetParam()));
   bool threads() const { return std::get<1>(GetParam()); }
 };
 
 TEST_P(Exchanges, PingPongsAndCanBeRunAgain) {
   for (size_t working_set : {size_t{0}, size_t{64 * 1024}}) {
-    exchange->set_working_set(working_set);
+    exchange_->set_working_set(working_set);
     for (int run = 0; run < 2; ++run) {  // the second run must not see the first one's tokens
-      PingPongResult r = run_ping_pong(*exchange, options(threads()), plan(200));
+      PingPongResult r = run_ping_pong(*exchange_, options(threads()), plan(200));
       EXPECT_EQ(r.round_trips.samples_ns.size(), 200u);
       EXPECT_EQ(r.answered, 203u);
     }
@@ -55,24 +55,24 @@ TEST_P(Exchanges, PingPongsAndCanBeRunAgain) {
 TEST_P(Exchanges, MakesTheCallsItClaims) {
   SyscallCheck check;
   try {
-    check = verify_syscalls(*exchange, options(threads()));
+    check = verify_syscalls(*exchange_, options(threads()));
   } catch (const SkipError& e) {
     GTEST_SKIP() << e.what();
   }
   EXPECT_TRUE(check.ok) << check.describe();
-  EXPECT_GE(check.per_round_trip, static_cast<double>(exchange->expected_syscalls().count)) << check.describe();
+  EXPECT_GE(check.per_round_trip, static_cast<double>(exchange_->expected_syscalls().count)) << check.describe();
 }
 
 TEST_P(Exchanges, SoloRoundTripNeverWaits) {
-  exchange->set_working_set(16 * 1024);
-  for (uint64_t sequence = 1; sequence < 100; ++sequence) exchange->solo_round_trip(sequence, threads());
+  exchange_->set_working_set(16 * 1024);
+  for (uint64_t sequence = 1; sequence < 100; ++sequence) exchange_->solo_round_trip(sequence, threads());
   // And a real run still works after it.
-  PingPongResult r = run_ping_pong(*exchange, options(threads()), plan(20));
+  PingPongResult r = run_ping_pong(*exchange_, options(threads()), plan(20));
   EXPECT_EQ(r.round_trips.samples_ns.size(), 20u);
 }
 
 std::string name_of(const ::testing::TestParamInfo<std::tuple<Kind, bool>>& info) {
-  static const char* const kNames[] = {"Pipe", "Futex", "Yield"};
+  static constexpr const char* kNames[] = {"Pipe", "Futex", "Yield"};
   return std::string(kNames[static_cast<int>(std::get<0>(info.param))]) +
          (std::get<1>(info.param) ? "Threads" : "Processes");
 }
