@@ -709,6 +709,19 @@ def meta(exercise, sandbox, build_dir):
     return 1 if failures else 0
 
 
+def private_ancestor(path):
+    """The first directory on the way to `path` that other users may not search (as /root,
+    0700), or None."""
+    path = Path(path).resolve()
+    for folder in reversed(path.parents):
+        try:
+            if folder.is_dir() and not folder.stat().st_mode & 0o001:
+                return str(folder)
+        except OSError:
+            return str(folder)
+    return None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="oslab grade", description="Grades a homework exercise.")
     parser.add_argument("exercise", nargs="?")
@@ -744,6 +757,12 @@ def main(argv=None):
         sandbox = None if args.no_sandbox else find_sandbox(build_dir)
         if sandbox is None and not args.no_sandbox:
             print("oslab grade: oslab-sandbox not found: running the code unsandboxed", file=sys.stderr)
+        closed = private_ancestor(exercise.dir) or (private_ancestor(build_dir) if build_dir else None)
+        if sandbox is not None and os.geteuid() == 0 and closed:
+            # As root the sandbox runs the code as an unprivileged user, who cannot reach it.
+            print(f"oslab grade: {closed} is not searchable by other users, and the sandbox runs the code as an "
+                  "unprivileged user: put oslab (and the submissions) where others can read them", file=sys.stderr)
+            return 77
         if args.meta:
             return meta(exercise, sandbox, build_dir)
         if args.class_dir:

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -227,6 +228,17 @@ void expect_usage_error(const std::string& lab, const std::vector<std::string>& 
   EXPECT_EQ(run.exit_code, 2) << args[0] << " " << (args.size() > 1 ? args[1] : "") << ": " << run.err;
   EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
   EXPECT_TRUE(run.out.empty()) << "bad input printed to stdout:\n" << run.out;
+}
+
+std::string private_ancestor(const std::string& path) {
+  std::string prefix;
+  size_t at = 0;
+  while ((at = path.find('/', at + 1)) != std::string::npos) {
+    prefix = path.substr(0, at);
+    struct stat info {};
+    if (::stat(prefix.c_str(), &info) == 0 && S_ISDIR(info.st_mode) && (info.st_mode & S_IXOTH) == 0) return prefix;
+  }
+  return "";
 }
 
 }  // namespace oslab::test

@@ -25,6 +25,11 @@ struct RunResult {
 
 std::string bin_dir();
 
+// The first directory on the way to `path` that other users may not search (e.g. /root, mode
+// 0700), or "" when an unprivileged user can reach it: a lab or program run as nobody cannot
+// run from a checkout behind such a directory.
+std::string private_ancestor(const std::string& path);
+
 // `oslab-<lab> --quick --json extra...`, expected to exit 0; its document (an empty object if not).
 nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra = {});
 // The verdict with this id, or nullptr.

@@ -22,6 +22,18 @@ namespace {
 const std::string kSandbox = std::string(OSLAB_LIBEXEC_DIR) + "/oslab-sandbox";
 const std::string kProbe = std::string(OSLAB_TESTS_DIR) + "/sandbox-probe";
 
+// As root the sandbox runs the program as an unprivileged user, who must be able to reach it.
+class ReachableProbe : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (::geteuid() != 0) return;
+    if (const std::string closed = private_ancestor(kProbe); !closed.empty())
+      GTEST_SKIP() << closed << " is not searchable by other users: the sandboxed program cannot run from here";
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kReachableProbe =
+    ::testing::AddGlobalTestEnvironment(new ReachableProbe);
+
 // A scratch directory anyone may write (so that only Landlock, not permissions, can refuse).
 class Scratch {
  public:
