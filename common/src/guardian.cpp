@@ -145,6 +145,11 @@ void forget(Object object, int id, const char* name) noexcept {
   send(0, object, id, name);
 }
 
+bool ready() noexcept {
+  std::lock_guard lock(g_mutex);
+  return start();
+}
+
 int pid() noexcept {
   std::lock_guard lock(g_mutex);
   return g_pid;

@@ -109,6 +109,7 @@ guardian::Object guarded(SysvId::Type type) {
 }  // namespace
 
 SysvId SysvId::semaphores(int count) {
+  guardian::ready();  // before the object exists: no window without a guardian
   int id = check_errno("semget", ::semget(IPC_PRIVATE, count, IPC_CREAT | IPC_EXCL | 0600));
   cleanup::track_object(cleanup::Kind::sysv_sem, nullptr, id);
   guardian::watch(guardian::Object::sysv_sem, id);
@@ -116,6 +117,7 @@ SysvId SysvId::semaphores(int count) {
 }
 
 SysvId SysvId::message_queue() {
+  guardian::ready();  // before the object exists: no window without a guardian
   int id = check_errno("msgget", ::msgget(IPC_PRIVATE, IPC_CREAT | IPC_EXCL | 0600));
   cleanup::track_object(cleanup::Kind::sysv_msg, nullptr, id);
   guardian::watch(guardian::Object::sysv_msg, id);

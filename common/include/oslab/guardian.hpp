@@ -24,6 +24,10 @@ void watch(Object object, int id, const char* name = nullptr) noexcept;
 // Removes it from the list (the lab removed it itself).
 void forget(Object object, int id, const char* name = nullptr) noexcept;
 
+// Starts the guardian now if this process has none: call it before creating an object, so
+// that no kill between the creation and watch() leaves the object behind. False without one.
+bool ready() noexcept;
+
 // The guardian's pid, or -1 when none has been started.
 int pid() noexcept;
 
