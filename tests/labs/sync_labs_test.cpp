@@ -49,9 +49,9 @@ std::vector<const nlohmann::json*> results_named(const nlohmann::json& doc, cons
 }
 
 TEST(LocksLab, EveryLockExcludesAsThreadsAndAsProcesses) {
-  const nlohmann::json doc =
-      seeded_quick_json("locks", {"--locks", "mutex,tas,ttas,ticket,mcs,futex,rwlock-reads,posix-sem,sysv-sem,std-mutex", "-n",
-                           "1,3", "--as", "threads,processes", "--duration", "10"});
+  const nlohmann::json doc = seeded_quick_json(
+      "locks", {"--locks", "mutex,tas,ttas,ticket,mcs,futex,rwlock-reads,posix-sem,sysv-sem,std-mutex", "-n", "1,3",
+                "--as", "threads,processes", "--duration", "10"});
   expect_fact(doc, "mutual-exclusion");
   const auto throughput = results_named(doc, "contended throughput");
   // 10 locks x 2 counts as threads, and 9 (all but std::mutex) as processes.
@@ -97,8 +97,9 @@ TEST(ProdconsLab, EveryBrokenVariantFailsUnderItsForcedSchedule) {
 }
 
 TEST(ProdconsLab, RightVariantsDeliverEveryItemExactlyOnce) {
-  const nlohmann::json doc = seeded_quick_json("prodcons", {"--variant", "cv,sem,spsc", "-n", "1,2,3", "--buffer", "1,7",
-                                                     "--rounds", "1", "--random-runs", "2", "--duration", "15"});
+  const nlohmann::json doc =
+      seeded_quick_json("prodcons", {"--variant", "cv,sem,spsc", "-n", "1,2,3", "--buffer", "1,7", "--rounds", "1",
+                                     "--random-runs", "2", "--duration", "15"});
   expect_fact(doc, "right-ones-exactly-once");
   // cv and sem at 1, 2 and 3 pairs and two sizes; spsc at one pair only.
   EXPECT_EQ(results_named(doc, "throughput").size(), 2u * 3 * 2 + 2);
@@ -124,8 +125,8 @@ TEST(CondvarLab, WaitsBelongInAWhileLoop) {
 }
 
 TEST(CondvarLab, HandsOffBetweenProcessesToo) {
-  const nlohmann::json doc =
-      seeded_quick_json("condvar", {"--methods", "condvar,sysv-sem,eventfd", "--placement", "two-cpus", "--as", "processes"});
+  const nlohmann::json doc = seeded_quick_json(
+      "condvar", {"--methods", "condvar,sysv-sem,eventfd", "--placement", "two-cpus", "--as", "processes"});
   if (doc["results"].empty()) GTEST_SKIP() << doc["skipped"].dump();
   EXPECT_EQ(results_named(doc, "round trip").size(), 3u);
   for (const nlohmann::json* r : results_named(doc, "round trip")) EXPECT_EQ((*r)["params"]["as"], "processes");
