@@ -223,6 +223,19 @@ const nlohmann::json* find_verdict(const nlohmann::json& doc, const std::string&
   return nullptr;
 }
 
+void expect_not_refuted(const nlohmann::json& doc, const std::string& id) {
+  const nlohmann::json* verdict = find_verdict(doc, id);
+  ASSERT_NE(verdict, nullptr) << "no verdict " << id << " in " << doc["verdicts"].dump();
+  const std::string state = (*verdict)["state"];
+  EXPECT_TRUE(state == "holds" || state == "does-not-hold" || state == "inconclusive") << verdict->dump();
+  EXPECT_FALSE((*verdict)["evidence"].get<std::string>().empty()) << verdict->dump();
+  if ((*verdict)["measured"].get<bool>()) {
+    ::testing::Test::RecordProperty(id, state);  // seen in the XML report, never asserted
+    return;
+  }
+  EXPECT_NE(state, "does-not-hold") << id << ": " << (*verdict)["evidence"];
+}
+
 void expect_usage_error(const std::string& lab, const std::vector<std::string>& args) {
   RunResult run = run_lab(lab, args);
   EXPECT_EQ(run.exit_code, 2) << args[0] << " " << (args.size() > 1 ? args[1] : "") << ": " << run.err;

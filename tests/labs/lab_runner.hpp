@@ -34,6 +34,11 @@ std::string private_ancestor(const std::string& path);
 nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra = {});
 // The verdict with this id, or nullptr.
 const nlohmann::json* find_verdict(const nlohmann::json& doc, const std::string& id);
+// A claim that may not show itself in one run. Decided from timings ("measured": true), its
+// state belongs to the machine, never to the test: a busy CI machine can refute any speed-up,
+// so only its form is checked (a state, evidence). Decided from counts or a race ("measured":
+// false), it holds or is inconclusive, never refuted. Fails when the verdict is missing.
+void expect_not_refuted(const nlohmann::json& doc, const std::string& id);
 // Bad input: exit code 2, one line on stderr, nothing on stdout.
 void expect_usage_error(const std::string& lab, const std::vector<std::string>& args);
 

@@ -40,16 +40,18 @@ TEST(ForkLab, MeasuresEveryMethodAtEverySizeAndPlacement) {
   EXPECT_EQ(doc["params"]["placements"], nlohmann::json({"same-cpu", "unpinned"}));
 }
 
-TEST(ForkLab, ForkCopiesPageTablesSoItGrowsWithMemory) {
-  // 256 MiB is 65536 page-table entries to copy and tear down: a wide margin, not a benchmark.
+TEST(ForkLab, ForkAtEachSizeDecidesWhetherItGrowsWithMemory) {
+  // Whether fork grows with memory is the machine's to say (its verdict is reported, never
+  // asserted); the test checks that each size was measured and the claim decided from them.
   nlohmann::json doc =
       quick_json("fork", {"--methods", "fork,vfork", "--rss", "0,256", "--iterations", "9", "--placement", "same-cpu"});
-  const double small = (*find_result(doc, "fork+exit+wait", {{"touched_mib", 0}}))["p50"];
-  const double large = (*find_result(doc, "fork+exit+wait", {{"touched_mib", 256}}))["p50"];
-  EXPECT_GT(large, small);
-  const nlohmann::json* growth = find_verdict(doc, "fork-grows-with-rss");
-  ASSERT_NE(growth, nullptr);
-  EXPECT_NE((*growth)["state"], "does-not-hold") << growth->dump();  // holds, or inconclusive on a busy machine
+  for (int mib : {0, 256})
+    for (const char* method : {"fork+exit+wait", "vfork+exit+wait"}) {
+      const nlohmann::json* r = find_result(doc, method, {{"touched_mib", mib}});
+      ASSERT_NE(r, nullptr) << method << " " << mib;
+      EXPECT_EQ((*r)["samples"].size(), 9u) << method << " " << mib;
+    }
+  expect_not_refuted(doc, "fork-grows-with-rss");
 }
 
 TEST(ForkLab, ThreadsAreNotChildren) {

@@ -34,11 +34,9 @@ void expect_fact(const nlohmann::json& doc, const std::string& id) {
   EXPECT_FALSE((*verdict)["measured"].get<bool>()) << id << " must be a fact, not a timing";
 }
 
-// A measured claim: holds, or inconclusive on a busy machine; never refuted here.
-void expect_not_refuted(const nlohmann::json& doc, const std::string& id) {
-  const nlohmann::json* verdict = find_verdict(doc, id);
-  if (verdict == nullptr) return;  // not decided in this run (e.g. one CPU)
-  EXPECT_NE((*verdict)["state"], "does-not-hold") << id << ": " << (*verdict)["evidence"];
+// A claim a run may leave undecided (e.g. on one CPU); decided, see expect_not_refuted.
+void expect_not_refuted_if_decided(const nlohmann::json& doc, const std::string& id) {
+  if (find_verdict(doc, id) != nullptr) expect_not_refuted(doc, id);
 }
 
 std::vector<const nlohmann::json*> results_named(const nlohmann::json& doc, const std::string& name) {
@@ -73,8 +71,8 @@ TEST(LocksLab, UncontendedLocksStayInUserSpaceExceptSystemV) {
   const nlohmann::json doc = seeded_quick_json("locks", {"--locks", "mutex,futex,tas,posix-sem,sysv-sem", "-n", "2"});
   if (find_verdict(doc, "uncontended-stays-in-user-space") == nullptr) GTEST_SKIP() << doc["skipped"].dump();
   expect_fact(doc, "uncontended-stays-in-user-space");
-  expect_not_refuted(doc, "spinners-never-sleep");
-  expect_not_refuted(doc, "uncontended-syscall-dominates");
+  expect_not_refuted_if_decided(doc, "spinners-never-sleep");
+  expect_not_refuted_if_decided(doc, "uncontended-syscall-dominates");
   EXPECT_EQ(results_named(doc, "uncontended lock+unlock").size(), 5u);
 }
 
@@ -103,7 +101,7 @@ TEST(ProdconsLab, RightVariantsDeliverEveryItemExactlyOnce) {
   expect_fact(doc, "right-ones-exactly-once");
   // cv and sem at 1, 2 and 3 pairs and two sizes; spsc at one pair only.
   EXPECT_EQ(results_named(doc, "throughput").size(), 2u * 3 * 2 + 2);
-  expect_not_refuted(doc, "bigger-buffer-faster");
+  expect_not_refuted_if_decided(doc, "bigger-buffer-faster");
 }
 
 TEST(ProdconsLab, RejectsWhatItCannotHonour) {
@@ -116,8 +114,8 @@ TEST(CondvarLab, WaitsBelongInAWhileLoop) {
   const nlohmann::json doc = seeded_quick_json(
       "condvar", {"--methods", "condvar,semaphore,futex,pipe", "--placement", "same-cpu", "--as", "threads"});
   expect_fact(doc, "while-not-if");
-  expect_not_refuted(doc, "waiters-wake-to-nothing");
-  expect_not_refuted(doc, "condvar-costs-a-futex-and-more");
+  expect_not_refuted_if_decided(doc, "waiters-wake-to-nothing");
+  expect_not_refuted_if_decided(doc, "condvar-costs-a-futex-and-more");
   if (find_verdict(doc, "handoffs-make-their-system-calls")) expect_fact(doc, "handoffs-make-their-system-calls");
   const auto round_trips = results_named(doc, "round trip");
   EXPECT_EQ(round_trips.size(), 4u);
@@ -146,7 +144,7 @@ TEST(PatternsLab, EveryPatternComputesTheSameAnswer) {
   EXPECT_EQ(results_named(doc, "producer/consumer").size(), 3u);
   EXPECT_EQ(results_named(doc, "pipeline").size(), 3u);
   for (const char* id : {"workers-speed-up", "pipeline-speeds-up", "background-shortens-critical-path"})
-    expect_not_refuted(doc, id);
+    expect_not_refuted_if_decided(doc, id);
 }
 
 // System V sets and named semaphores are held while the labs run: however early they are
