@@ -178,8 +178,9 @@ def run_peer(peer, cpu, timeout=120):
         return None, f"{peer['tool']} is not installed (scripts/oslab setup --peers installs it)"
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "out"  # for tools that write their results to a file
-        argv = (["taskset", "-c", str(cpu)] if peer["pinned"] else []) + [a.replace("{out}", str(out))
-                                                                           for a in peer["argv"]]
+        # The tool by its full path: svsematest calls ftok(argv[0]), which fails on a bare name.
+        command = [shutil.which(peer["argv"][0])] + [a.replace("{out}", str(out)) for a in peer["argv"][1:]]
+        argv = (["taskset", "-c", str(cpu)] if peer["pinned"] else []) + command
         try:
             run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -146,6 +146,18 @@ TEST(IpcLabVerdicts, TheClaimsAreDecidedFromTheirMeasurements) {
   EXPECT_EQ(find_results(doc, "c2c one-way", {}).size(), 1u);
 }
 
+TEST(IpcLabOneCpu, MeasuresOnOneCpuAndSkipsOnlyWhatNeedsTwo) {
+  // One CPU allowed: the cross-CPU cases, c2c and the busy-poll floor are skipped with their
+  // reason; the same-CPU round trips are measured and the lab exits 0 (once it exited 77).
+  RunResult run = run_lab("ipc", {"--quick", "--json", "--cpus", "0", "--transport", "pipe,shm-spin", "--placement",
+                                  "same-cpu", "--mode", "latency", "--sizes", "64"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json doc = run.json();
+  EXPECT_EQ(find_results(doc, "round trip", {{"placement", "same-cpu"}}).size(), 2u);
+  EXPECT_TRUE(find_results(doc, "c2c one-way", {}).empty());
+  EXPECT_EQ(find_verdict(doc, "busy-poll-near-floor"), nullptr);
+}
+
 TEST(IpcLabBadInput, IsOneLineAndExitTwo) {
   for (const auto& args : std::vector<std::vector<std::string>>{{"--sizes", "8"},
                                                                 {"--sizes", "64,x"},

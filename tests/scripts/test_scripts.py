@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,6 +134,22 @@ class PeerParsers(unittest.TestCase):
             self.assertTrue(peer["units"], peer["id"])
             self.assertIn(peer["figure"], ("per_op_ns", "total_ns", "avg_ns", "per_switch_ns", "per_bogo_op_ns",
                                            "median_ns"))
+
+    @unittest.skipUnless(shutil.which("svsematest"), "rt-tests is not installed")
+    def test_a_real_rt_test_runs_from_any_directory(self):
+        # svsematest makes its key with ftok(argv[0]): started by its bare name from a directory
+        # without that file, it printed "ftok: No such file or directory" and no figure.
+        peer = next(p for p in peers.peers("/bin/true") if p["id"] == "svsematest")
+        peer = dict(peer, argv=["svsematest", "-S", "-l", "200", "-i", "100", "-q"])
+        here = os.getcwd()
+        with tempfile.TemporaryDirectory() as tmp:
+            os.chdir(tmp)
+            try:
+                value, problem = peers.run_peer(peer, cpu=0)
+            finally:
+                os.chdir(here)
+        self.assertIsNone(problem)
+        self.assertGreater(value, 0)
 
 
 class Format(unittest.TestCase):
