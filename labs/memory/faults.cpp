@@ -121,7 +121,7 @@ class AlignedRegion {
 // ---- The kinds of fault --------------------------------------------------------------------
 
 struct Files {
-  oslab::UniqueFd cached;        // --size MiB, kept in the page cache, written through a mapping: 4 KiB folios
+  oslab::UniqueFd cached;        // --size MiB, kept in the page cache, written 4 KiB at a time: 4 KiB folios
   oslab::UniqueFd cached_large;  // the same written with pwrite: the kernel may cache it in large folios
   size_t cached_bytes = 0;
   oslab::UniqueFd disk;  // --disk-mib MiB, dropped from the page cache before each pass
@@ -294,13 +294,15 @@ struct Experiment {
 
   void prepare_files(oslab::Report& report) {
     files.cached_bytes = bytes;
-    // One file written page by page through a mapping (4 KiB folios in the page cache), one with
-    // pwrite() in 1 MiB blocks (which a file system with large folios caches in large ones).
+    // One file written with pwrite() a page at a time (4 KiB folios in the page cache: a write
+    // allocates a folio no larger than itself), one with pwrite() in 1 MiB blocks (which a file
+    // system with large folios caches in large ones). Not through a mapping: where the file
+    // system caches in large folios (ext4 since Linux 6.16), a fault on a hole is filled by
+    // read-ahead, in large folios too, and a fault then maps more than fault-around's 16 pages.
     files.cached = oslab::memory::temporary_file(dir, bytes);
-    {
-      FileMapping map(files.cached.get(), bytes, PROT_READ | PROT_WRITE, MAP_SHARED);
-      write_each_page(map.data(), bytes);
-    }
+    const std::vector<char> one_page(page(), 1);
+    for (size_t at = 0; at < bytes; at += page())
+      check_errno("pwrite", ::pwrite(files.cached.get(), one_page.data(), page(), static_cast<off_t>(at)));
     files.cached_large = oslab::memory::temporary_file(dir, bytes);
     const std::vector<char> block(kMiB, 'f');
     auto fill = [&](int fd, size_t size) {
