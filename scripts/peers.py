@@ -6,7 +6,8 @@ the same thing with the ratio oslab / peer.
 Units are converted honestly and every row says how: perf bench's "usecs/op" of sched pipe is
 one round trip; rt-tests print one-way latencies in whole microseconds (so a figure under 1 us
 reads 0 or 1); a stress-ng bogo-op of --fork is fork + _exit + setpgid + kill + waitpid; the
-oslab counterpart of a one-way figure is the round trip / 2. A peer that is missing or fails
+oslab counterpart of a one-way figure is the round trip / 2; sockperf's ping-pong with
+--full-rtt gives round-trip percentiles in us. A peer that is missing or fails
 is listed with the reason, never fatal.
 
 Usage: peers.py --bin build/bin [--rounds N] [--cpu N] [--json] [--out FILE]
@@ -16,10 +17,12 @@ import json
 import pathlib
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from oslab_format import fmt_value  # noqa: E402
@@ -64,6 +67,18 @@ def parse_stress_ng(text, stressor):
     return figures
 
 
+def parse_sockperf(text):
+    """sockperf ping-pong --full-rtt: '---> percentile 50.000 =    6.931' in us, round trips."""
+    m = re.search(r"percentile 50\.000 =\s+([0-9.]+)", text)
+    if not m:
+        raise ValueError("no 'percentile 50.000' line")
+    avg = re.search(r"avg-rtt=([0-9.]+)", text)
+    figures = {"p50_ns": float(m.group(1)) * 1000}
+    if avg:
+        figures["mean_ns"] = float(avg.group(1)) * 1000
+    return figures
+
+
 def parse_hyperfine(text):
     result = json.loads(text)["results"][0]
     return {"median_ns": result["median"] * 1e9, "mean_ns": result["mean"] * 1e9}
@@ -71,8 +86,9 @@ def parse_hyperfine(text):
 
 # ---- What to run, and what to compare it with -----------------------------------------
 
-# oslab-ctxswitch's pipe ping-pong on one CPU, nothing read between hand-offs.
+# oslab-ctxswitch's pipe ping-pong on one CPU, nothing read between hand-offs; and unpinned.
 CTXSWITCH_PIPE = ["--quick", "--placement", "same-cpu", "--methods", "pipe", "--ws", "0"]
+CTXSWITCH_UNPINNED = ["--quick", "--placement", "unpinned", "--methods", "pipe", "--ws", "0"]
 
 
 def peers(exec_target):
@@ -100,6 +116,42 @@ def peers(exec_target):
                    "where": {"placement": "same-cpu", "tasks": "threads", "method": "pipe", "ws_kib": 0},
                    "stat": "p50"},
          "units": "both: one round trip (perf: mean; oslab: median)"},
+        {"id": "perf-sched-pipe-unpinned", "tool": "perf", "pinned": False,
+         "argv": ["perf", "bench", "sched", "pipe", "-l", "100000"], "parse": parse_perf_usecs_per_op,
+         "figure": "per_op_ns", "what": "the same between two processes, wherever the scheduler puts them",
+         "oslab": {"lab": "ctxswitch", "args": CTXSWITCH_UNPINNED + ["--tasks", "processes"], "name": "round trip",
+                   "where": {"placement": "unpinned", "tasks": "processes", "method": "pipe", "ws_kib": 0},
+                   "stat": "p50", "all_cpus": True},
+         "units": "both: one round trip, neither side pinned (perf: mean; oslab: median)"},
+        {"id": "perf-sched-pipe-threads-unpinned", "tool": "perf", "pinned": False,
+         "argv": ["perf", "bench", "sched", "pipe", "-T", "-l", "100000"], "parse": parse_perf_usecs_per_op,
+         "figure": "per_op_ns", "what": "the same between two threads, unpinned",
+         "oslab": {"lab": "ctxswitch", "args": CTXSWITCH_UNPINNED + ["--tasks", "threads"], "name": "round trip",
+                   "where": {"placement": "unpinned", "tasks": "threads", "method": "pipe", "ws_kib": 0},
+                   "stat": "p50", "all_cpus": True},
+         "units": "both: one round trip, neither side pinned (perf: mean; oslab: median)"},
+        {"id": "sockperf-tcp", "tool": "sockperf", "pinned": True,
+         "server": ["sockperf", "server", "--tcp", "-i", "127.0.0.1", "-p", "{port}"],
+         "argv": ["sockperf", "ping-pong", "--tcp", "-i", "127.0.0.1", "-p", "{port}", "-m", "64", "-t", "2",
+                  "--full-rtt"],
+         "parse": parse_sockperf, "figure": "p50_ns",
+         "what": "TCP ping-pong of 64 bytes over loopback, client and server on one CPU, per round trip",
+         "oslab": {"lab": "ipc", "args": ["--quick", "--transport", "tcp", "--placement", "same-cpu", "--mode",
+                                          "latency", "--sizes", "64"],
+                   "name": "round trip", "where": {"placement": "same-cpu", "transport": "tcp", "bytes": 64},
+                   "stat": "p50"},
+         "units": "both: median round trip of 64 bytes between two processes on one CPU (sockperf: its server "
+                  "waits in epoll, its client in recvfrom; oslab: both in read)"},
+        {"id": "sockperf-udp", "tool": "sockperf", "pinned": True,
+         "server": ["sockperf", "server", "-i", "127.0.0.1", "-p", "{port}"],
+         "argv": ["sockperf", "ping-pong", "-i", "127.0.0.1", "-p", "{port}", "-m", "64", "-t", "2", "--full-rtt"],
+         "parse": parse_sockperf, "figure": "p50_ns",
+         "what": "UDP ping-pong of 64 bytes over loopback, on one CPU, per round trip",
+         "oslab": {"lab": "ipc", "args": ["--quick", "--transport", "udp", "--placement", "same-cpu", "--mode",
+                                          "latency", "--sizes", "64"],
+                   "name": "round trip", "where": {"placement": "same-cpu", "transport": "udp", "bytes": 64},
+                   "stat": "p50"},
+         "units": "both: median round trip of 64 bytes between two processes on one CPU"},
         {"id": "perf-sched-messaging", "tool": "perf", "pinned": False,
          "argv": ["perf", "bench", "sched", "messaging", "-l", "20"], "parse": parse_perf_total,
          "figure": "total_ns", "what": "10 groups of 20 senders and receivers over sockets, total",
@@ -173,18 +225,58 @@ def peers(exec_target):
     ]
 
 
+def free_port():
+    """A TCP and UDP port nobody listens on now (the kernel's choice for port 0)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(peer, cpu, port):
+    """The peer's server, pinned like its client, once it accepts; or (None, why not)."""
+    argv = [shutil.which(peer["server"][0])] + [a.replace("{port}", str(port)) for a in peer["server"][1:]]
+    server = subprocess.Popen((["taskset", "-c", str(cpu)] if peer["pinned"] else []) + argv,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            return None, f"its server exited {server.returncode}"
+        with socket.socket() as probe:
+            if "--tcp" not in peer["server"] or probe.connect_ex(("127.0.0.1", port)) == 0:
+                time.sleep(0.2)  # UDP: nothing to probe; give it the time to bind
+                return server, None
+        time.sleep(0.05)
+    stop(server)
+    return None, "its server did not accept within 5 s"
+
+
+def stop(process):
+    process.kill()
+    process.wait()
+
+
 def run_peer(peer, cpu, timeout=120):
     if shutil.which(peer["tool"]) is None:
         return None, f"{peer['tool']} is not installed (scripts/oslab setup --peers installs it)"
+    port = free_port()
+    server = None
+    if "server" in peer:
+        server, problem = start_server(peer, cpu, port)
+        if problem:
+            return None, problem
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "out"  # for tools that write their results to a file
         # The tool by its full path: svsematest calls ftok(argv[0]), which fails on a bare name.
-        command = [shutil.which(peer["argv"][0])] + [a.replace("{out}", str(out)) for a in peer["argv"][1:]]
+        command = [shutil.which(peer["argv"][0])] + [a.replace("{out}", str(out)).replace("{port}", str(port))
+                                                     for a in peer["argv"][1:]]
         argv = (["taskset", "-c", str(cpu)] if peer["pinned"] else []) + command
         try:
             run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return None, f"did not finish within {timeout} s"
+        finally:
+            if server:
+                stop(server)
         output = out.read_text() if out.exists() else run.stdout + run.stderr
     if run.returncode != 0:
         return None, f"exit {run.returncode}: {(run.stderr or run.stdout).strip()[-300:]}"
@@ -198,7 +290,7 @@ def run_oslab(spec, bin_dir, cpu, timeout=300):
     lab = pathlib.Path(bin_dir) / f"oslab-{spec['lab']}"
     if not lab.exists():
         return None, None, f"oslab-{spec['lab']} is not built"
-    argv = [str(lab), "--json", "--cpus", str(cpu), *spec["args"]]
+    argv = [str(lab), "--json", *([] if spec.get("all_cpus") else ["--cpus", str(cpu)]), *spec["args"]]
     try:
         run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

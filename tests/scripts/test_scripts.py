@@ -125,6 +125,23 @@ class PeerParsers(unittest.TestCase):
         with self.assertRaises(ValueError):
             peers.parse_stress_ng(self.read("peer-stressng-fork.txt"), "vfork")
 
+    def test_sockperf(self):
+        figures = peers.parse_sockperf(self.read("peer-sockperf-tcp.txt"))  # colour codes and all
+        self.assertAlmostEqual(figures["p50_ns"], 6763.0)
+        self.assertAlmostEqual(figures["mean_ns"], 7793.0)
+        with self.assertRaises(ValueError):
+            peers.parse_sockperf("sockperf: Summary: Round trip is 7.192 usec")
+
+    @unittest.skipUnless(shutil.which("sockperf"), "sockperf is not installed")
+    def test_a_peer_with_a_server_is_measured_and_its_server_stopped(self):
+        peer = next(p for p in peers.peers("/bin/true") if p["id"] == "sockperf-tcp")
+        peer = dict(peer, argv=[a if a != "2" else "1" for a in peer["argv"]])  # one second
+        value, problem = peers.run_peer(peer, cpu=0)
+        self.assertIsNone(problem)
+        self.assertGreater(value, 0)
+        left = subprocess.run(["pgrep", "-f", "sockperf server"], capture_output=True, text=True).stdout
+        self.assertEqual(left, "", "the sockperf server was left running")
+
     def test_hyperfine(self):
         figures = peers.parse_hyperfine(self.read("peer-hyperfine.json"))
         self.assertAlmostEqual(figures["median_ns"], 307026.5, places=0)
@@ -133,7 +150,7 @@ class PeerParsers(unittest.TestCase):
         for peer in peers.peers("/bin/true"):
             self.assertTrue(peer["units"], peer["id"])
             self.assertIn(peer["figure"], ("per_op_ns", "total_ns", "avg_ns", "per_switch_ns", "per_bogo_op_ns",
-                                           "median_ns"))
+                                           "p50_ns", "median_ns"))
 
     @unittest.skipUnless(shutil.which("svsematest"), "rt-tests is not installed")
     def test_a_real_rt_test_runs_from_any_directory(self):
