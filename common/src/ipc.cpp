@@ -191,9 +191,10 @@ PosixName::~PosixName() {
 }
 
 PosixShm PosixShm::create(std::string_view lab, size_t bytes) {
-  std::string name = unique_ipc_name(lab);
-  int fd = check_errno("shm_open", ::shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
-  PosixShm shm{PosixName(PosixName::Type::shm, name), UniqueFd(fd)};
+  // Watched before it exists: a SIGKILL between shm_open and a later watch would leak it.
+  PosixName name(PosixName::Type::shm, unique_ipc_name(lab));
+  int fd = check_errno("shm_open", ::shm_open(name.name().c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+  PosixShm shm{std::move(name), UniqueFd(fd)};
   check_errno("ftruncate", ::ftruncate(fd, static_cast<off_t>(bytes)));
   return shm;
 }

@@ -574,8 +574,9 @@ class PosixMqChannel : public Channel {
         limit.rlim_cur == RLIM_INFINITY ? msg_max : static_cast<long>(limit.rlim_cur / (2 * (bytes + 128)));
     attributes.mq_maxmsg = std::clamp<long>(std::min(fit, msg_max), 1, 8);
     for (mqd_t& slot : queues_) {
-      const std::string name = unique_ipc_name("ipc");
-      const mqd_t queue = ::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attributes);
+      // Watched before it exists: a SIGKILL between mq_open and a later watch would leak it.
+      PosixName name(PosixName::Type::mq, unique_ipc_name("ipc"));
+      const mqd_t queue = ::mq_open(name.name().c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attributes);
       if (queue == static_cast<mqd_t>(-1)) {
         const int error = errno;
         if (error == EINVAL)
@@ -592,7 +593,7 @@ class PosixMqChannel : public Channel {
         throw SysError("mq_open", error);
       }
       slot = queue;
-      PosixName(PosixName::Type::mq, name).unlink();  // both sides hold it once forked
+      name.unlink();  // both sides hold it once forked
     }
   }
   ~PosixMqChannel() override {
