@@ -86,9 +86,28 @@ def parse_hyperfine(text):
 
 # ---- What to run, and what to compare it with -----------------------------------------
 
-# oslab-ctxswitch's pipe ping-pong on one CPU, nothing read between hand-offs; and unpinned.
-CTXSWITCH_PIPE = ["--quick", "--placement", "same-cpu", "--methods", "pipe", "--ws", "0"]
-CTXSWITCH_UNPINNED = ["--quick", "--placement", "unpinned", "--methods", "pipe", "--ws", "0"]
+def ctxswitch_pipe(placement, tasks):
+    """oslab-ctxswitch's pipe ping-pong, nothing read between hand-offs."""
+    return ["--quick", "--placement", placement, "--methods", "pipe", "--ws", "0", "--tasks", tasks]
+
+
+def sched_pipe(tasks, pinned):
+    """perf bench sched pipe (-T: threads) beside oslab-ctxswitch's pipe ping-pong between the
+    same tasks: both on one CPU, or neither pinned."""
+    placement = "same-cpu" if pinned else "unpinned"
+    return {"id": "perf-sched-pipe" + ("-threads" if tasks == "threads" else "") + ("" if pinned else "-unpinned"),
+            "tool": "perf", "pinned": pinned,
+            "argv": ["perf", "bench", "sched", "pipe", *(["-T"] if tasks == "threads" else []), "-l", "100000"],
+            "parse": parse_perf_usecs_per_op, "figure": "per_op_ns",
+            "what": f"pipe ping-pong between two {tasks}, "
+                    f"{'on one CPU' if pinned else 'wherever the scheduler puts them'}, per round trip",
+            "oslab": {"lab": "ctxswitch",
+                      "args": ctxswitch_pipe(placement, tasks),
+                      "name": "round trip",
+                      "where": {"placement": placement, "tasks": tasks, "method": "pipe", "ws_kib": 0},
+                      "stat": "p50", "all_cpus": not pinned},
+            "units": "both: one round trip (a write and a read on each side)" + ("" if pinned else ", neither "
+                     "side pinned") + " (perf: mean; oslab: median)"}
 
 
 def peers(exec_target):
@@ -102,34 +121,7 @@ def peers(exec_target):
                    "where": {}, "stat": "p50"},
          "fallback_machine": "null_syscall_ns",
          "units": "both: one getppid() per operation, ns per call (perf: mean; oslab: median)"},
-        {"id": "perf-sched-pipe", "tool": "perf", "pinned": True,
-         "argv": ["perf", "bench", "sched", "pipe", "-l", "100000"], "parse": parse_perf_usecs_per_op,
-         "figure": "per_op_ns", "what": "pipe ping-pong between two processes on one CPU, per round trip",
-         "oslab": {"lab": "ctxswitch", "args": CTXSWITCH_PIPE + ["--tasks", "processes"], "name": "round trip",
-                   "where": {"placement": "same-cpu", "tasks": "processes", "method": "pipe", "ws_kib": 0},
-                   "stat": "p50"},
-         "units": "both: one round trip (write, read on each side) (perf: mean; oslab: median)"},
-        {"id": "perf-sched-pipe-threads", "tool": "perf", "pinned": True,
-         "argv": ["perf", "bench", "sched", "pipe", "-T", "-l", "100000"], "parse": parse_perf_usecs_per_op,
-         "figure": "per_op_ns", "what": "the same between two threads",
-         "oslab": {"lab": "ctxswitch", "args": CTXSWITCH_PIPE + ["--tasks", "threads"], "name": "round trip",
-                   "where": {"placement": "same-cpu", "tasks": "threads", "method": "pipe", "ws_kib": 0},
-                   "stat": "p50"},
-         "units": "both: one round trip (perf: mean; oslab: median)"},
-        {"id": "perf-sched-pipe-unpinned", "tool": "perf", "pinned": False,
-         "argv": ["perf", "bench", "sched", "pipe", "-l", "100000"], "parse": parse_perf_usecs_per_op,
-         "figure": "per_op_ns", "what": "the same between two processes, wherever the scheduler puts them",
-         "oslab": {"lab": "ctxswitch", "args": CTXSWITCH_UNPINNED + ["--tasks", "processes"], "name": "round trip",
-                   "where": {"placement": "unpinned", "tasks": "processes", "method": "pipe", "ws_kib": 0},
-                   "stat": "p50", "all_cpus": True},
-         "units": "both: one round trip, neither side pinned (perf: mean; oslab: median)"},
-        {"id": "perf-sched-pipe-threads-unpinned", "tool": "perf", "pinned": False,
-         "argv": ["perf", "bench", "sched", "pipe", "-T", "-l", "100000"], "parse": parse_perf_usecs_per_op,
-         "figure": "per_op_ns", "what": "the same between two threads, unpinned",
-         "oslab": {"lab": "ctxswitch", "args": CTXSWITCH_UNPINNED + ["--tasks", "threads"], "name": "round trip",
-                   "where": {"placement": "unpinned", "tasks": "threads", "method": "pipe", "ws_kib": 0},
-                   "stat": "p50", "all_cpus": True},
-         "units": "both: one round trip, neither side pinned (perf: mean; oslab: median)"},
+        *(sched_pipe(tasks, pinned) for pinned in (True, False) for tasks in ("processes", "threads")),
         {"id": "sockperf-tcp", "tool": "sockperf", "pinned": True,
          "server": ["sockperf", "server", "--tcp", "-i", "127.0.0.1", "-p", "{port}"],
          "argv": ["sockperf", "ping-pong", "--tcp", "-i", "127.0.0.1", "-p", "{port}", "-m", "64", "-t", "2",
@@ -192,7 +184,7 @@ def peers(exec_target):
          "argv": ["stress-ng", "--switch", "1", "--metrics-brief", "--timeout", "3s"],
          "parse": lambda text: parse_stress_ng(text, "switch"), "figure": "per_switch_ns",
          "what": "context switches between two processes through a pipe",
-         "oslab": {"lab": "ctxswitch", "args": CTXSWITCH_PIPE + ["--tasks", "processes"], "name": "round trip",
+         "oslab": {"lab": "ctxswitch", "args": ctxswitch_pipe("same-cpu", "processes"), "name": "round trip",
                    "where": {"placement": "same-cpu", "tasks": "processes", "method": "pipe", "ws_kib": 0},
                    "stat": "p50", "one_way": True},
          "units": "stress-ng: ns per switch (one message); oslab: pipe round trip / 2"},
@@ -237,13 +229,15 @@ def start_server(peer, cpu, port):
     argv = [shutil.which(peer["server"][0])] + [a.replace("{port}", str(port)) for a in peer["server"][1:]]
     server = subprocess.Popen((["taskset", "-c", str(cpu)] if peer["pinned"] else []) + argv,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if "--tcp" not in peer["server"]:
+        time.sleep(0.2)  # UDP: nothing to connect to; the time to bind
+        return (server, None) if server.poll() is None else (None, f"its server exited {server.returncode}")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         if server.poll() is not None:
             return None, f"its server exited {server.returncode}"
         with socket.socket() as probe:
-            if "--tcp" not in peer["server"] or probe.connect_ex(("127.0.0.1", port)) == 0:
-                time.sleep(0.2)  # UDP: nothing to probe; give it the time to bind
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return server, None
         time.sleep(0.05)
     stop(server)
@@ -358,15 +352,16 @@ def machine_figure(bin_dir, field):
 
 
 def print_rows(rows):
-    print(f"{'peer':26} {'peer figure':>12} {'oslab figure':>12} {'oslab/peer':>10}  what")
+    width = max([len("peer")] + [len(r["peer"]) for r in rows])
+    print(f"{'peer':{width}} {'peer figure':>12} {'oslab figure':>12} {'oslab/peer':>10}  what")
     for r in rows:
         peer = fmt_value(r["peer_ns"]) if r["peer_ns"] is not None else "-"
         mine = fmt_value(r["oslab_ns"]) if r["oslab_ns"] is not None else "-"
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
-        print(f"{r['peer']:26} {peer:>12} {mine:>12} {ratio:>10}  {r['what']}")
-        print(f"{'':26} units: {r['units']}")
+        print(f"{r['peer']:{width}} {peer:>12} {mine:>12} {ratio:>10}  {r['what']}")
+        print(f"{'':{width}} units: {r['units']}")
         for problem in r["problems"]:
-            print(f"{'':26} note: {problem}")
+            print(f"{'':{width}} note: {problem}")
 
 
 def main():

@@ -21,6 +21,8 @@ GRADE = [sys.executable, str(ROOT / "scripts" / "grade.py")]
 NAME = "working-set"
 EXERCISE = ROOT / "labs" / "memory" / "homework" / "working-set"
 SOURCE = "working_set.cpp"
+sys.path.insert(0, str(ROOT / "scripts"))
+from grade import private_ancestor  # noqa: E402
 
 
 def grade(*args, timeout=240):
@@ -28,18 +30,12 @@ def grade(*args, timeout=240):
                           timeout=timeout)
 
 
-def closed_by():
-    """As root the sandbox runs code as an unprivileged user: a checkout it cannot reach (under
-    /root, 0700) cannot be graded, and grade.py says so (exit 77)."""
-    if os.geteuid() != 0:
-        return None
-    for folder in reversed(BUILD.resolve().parents):
-        if folder.is_dir() and not folder.stat().st_mode & 0o001:
-            return str(folder)
-    return None
+# As root the sandbox runs code as an unprivileged user: a checkout it cannot reach (under
+# /root, 0700) cannot be graded, and grade.py says so (exit 77).
+CLOSED = private_ancestor(BUILD) if os.geteuid() == 0 else None
 
 
-@unittest.skipIf(closed_by(), f"{closed_by()} is not searchable by other users")
+@unittest.skipIf(CLOSED, f"{CLOSED} is not searchable by other users")
 class Grading(unittest.TestCase):
     def setUp(self):
         self.tmp = Path(tempfile.mkdtemp(prefix="oslab-grading-test."))

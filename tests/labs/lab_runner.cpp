@@ -218,9 +218,18 @@ nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra
 }
 
 const nlohmann::json* find_verdict(const nlohmann::json& doc, const std::string& id) {
+  if (!doc.contains("verdicts")) return nullptr;  // e.g. quick_json of a run that failed
   for (const auto& verdict : doc["verdicts"])
     if (verdict["id"] == id) return &verdict;
   return nullptr;
+}
+
+void expect_holds(const nlohmann::json& doc, const std::string& id) {
+  const nlohmann::json* verdict = find_verdict(doc, id);
+  ASSERT_NE(verdict, nullptr) << "no verdict " << id << " in " << doc.value("verdicts", nlohmann::json()).dump()
+                              << "\nskipped " << doc.value("skipped", nlohmann::json()).dump();
+  EXPECT_EQ((*verdict)["state"], "holds") << id << ": " << (*verdict)["evidence"];
+  EXPECT_FALSE((*verdict)["measured"].get<bool>()) << id << " is a timing: its state is never asserted";
 }
 
 void expect_not_refuted(const nlohmann::json& doc, const std::string& id) {

@@ -34,6 +34,9 @@ std::string private_ancestor(const std::string& path);
 nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra = {});
 // The verdict with this id, or nullptr.
 const nlohmann::json* find_verdict(const nlohmann::json& doc, const std::string& id);
+// A fact (decided from counts, never from timings): it holds. Fails when the verdict is
+// missing, does not hold, or is a timing.
+void expect_holds(const nlohmann::json& doc, const std::string& id);
 // A claim that may not show itself in one run. Decided from timings ("measured": true), its
 // state belongs to the machine, never to the test: a busy CI machine can refute any speed-up,
 // so only its form is checked (a state, evidence). Decided from counts or a race ("measured":

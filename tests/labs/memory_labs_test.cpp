@@ -19,20 +19,6 @@
 namespace oslab::test {
 namespace {
 
-const nlohmann::json* verdict(const nlohmann::json& doc, const std::string& id) {
-  if (!doc.contains("verdicts")) return nullptr;
-  for (const auto& v : doc["verdicts"])
-    if (v["id"] == id) return &v;
-  return nullptr;
-}
-
-void expect_holds(const nlohmann::json& doc, const std::string& id) {
-  const nlohmann::json* v = verdict(doc, id);
-  ASSERT_NE(v, nullptr) << "no verdict " << id;
-  EXPECT_EQ((*v)["state"], "holds") << id << ": " << (*v)["evidence"];
-  EXPECT_FALSE((*v)["measured"].get<bool>()) << id << " is a timing: its state is never asserted";
-}
-
 bool skipped(const nlohmann::json& doc, const std::string& what_prefix) {
   if (!doc.contains("skipped")) return false;
   for (const auto& s : doc["skipped"])
@@ -199,7 +185,7 @@ TEST(WssLab, MeasuresAnyProcess) {
   ASSERT_NE(w, nullptr);
   EXPECT_GE(w->at("n").get<int>(), 5);
   expect_holds(doc, "working-set-within-resident-set");
-  EXPECT_EQ(verdict(doc, "wss-finds-each-phase"), nullptr) << "no known working set to check against";
+  EXPECT_EQ(find_verdict(doc, "wss-finds-each-phase"), nullptr) << "no known working set to check against";
 }
 
 TEST(WssLab, RejectsWhatItCannotHonour) {
@@ -228,7 +214,7 @@ TEST(FaultsLab, CountsWhatTheKernelMustProduce) {
   ASSERT_NE(anon, nullptr);
   EXPECT_NEAR(anon->at("counters")["minor_faults"].get<double>(), 1.0, 0.05);
   EXPECT_GT(doc["params"]["pages_mapped_by_one_fault"].get<int>(), 1);
-  if (const nlohmann::json* thp = verdict(doc, "huge-page-one-fault-per-2mib")) {
+  if (const nlohmann::json* thp = find_verdict(doc, "huge-page-one-fault-per-2mib")) {
     EXPECT_EQ((*thp)["state"], "holds");
   }
 }
@@ -268,7 +254,7 @@ TEST(OomLab, RanksWithoutACgroup) {
   nlohmann::json doc = quick_json("oom", {"--cgroup", "none"});
   EXPECT_TRUE(skipped(doc, "the OOM killer in a memory cgroup"));
   expect_holds(doc, "oom-score-ranks-memory");
-  EXPECT_EQ(verdict(doc, "oom-kills-the-largest-not-the-asker"), nullptr);
+  EXPECT_EQ(find_verdict(doc, "oom-kills-the-largest-not-the-asker"), nullptr);
 }
 
 TEST(OomLab, RejectsWhatItCannotHonour) {

@@ -16,19 +16,6 @@
 namespace oslab::test {
 namespace {
 
-const nlohmann::json* verdict(const nlohmann::json& doc, const std::string& id) {
-  for (const auto& v : doc["verdicts"])
-    if (v["id"] == id) return &v;
-  return nullptr;
-}
-
-void expect_holds(const nlohmann::json& doc, const std::string& id) {
-  const nlohmann::json* v = verdict(doc, id);
-  ASSERT_NE(v, nullptr) << "no verdict " << id;
-  EXPECT_EQ((*v)["state"], "holds") << v->dump();
-  EXPECT_FALSE((*v)["measured"].get<bool>()) << id << " is a timing: its state is never asserted";
-}
-
 bool skipped(const nlohmann::json& doc, const std::string& what) {
   return std::any_of(doc["skipped"].begin(), doc["skipped"].end(),
                      [&](const nlohmann::json& s) { return s["what"] == what; });

@@ -7,34 +7,17 @@
 namespace oslab::test {
 namespace {
 
-nlohmann::json quick_json(std::vector<std::string> extra = {}) {
-  std::vector<std::string> args{"--quick", "--json"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  RunResult run = run_lab("seccomp", args);
-  EXPECT_EQ(run.exit_code, 0) << run.err;
-  return run.json();
-}
-
-const nlohmann::json* verdict(const nlohmann::json& doc, const std::string& id) {
-  for (const auto& v : doc["verdicts"])
-    if (v["id"] == id) return &v;
-  return nullptr;
-}
-
 TEST(SeccompLab, EveryBehaviourHolds) {
-  const nlohmann::json doc = quick_json();
+  const nlohmann::json doc = quick_json("seccomp");
   for (const char* id : {"deny-list-eperm", "allow-list-eperm", "trap-sigsys-decoded", "kill-process-sigsys",
-                         "inherited-across-fork", "inherited-across-exec", "irreversible", "user-notif-answers"}) {
-    const nlohmann::json* v = verdict(doc, id);
-    ASSERT_NE(v, nullptr) << id;
-    EXPECT_EQ((*v)["state"], "holds") << id << ": " << (*v)["evidence"];
-  }
-  EXPECT_NE(verdict(doc, "trap-sigsys-decoded")->at("evidence").get<std::string>().find("= getppid"),
+                         "inherited-across-fork", "inherited-across-exec", "irreversible", "user-notif-answers"})
+    expect_holds(doc, id);
+  EXPECT_NE(find_verdict(doc, "trap-sigsys-decoded")->at("evidence").get<std::string>().find("= getppid"),
             std::string::npos);
 }
 
 TEST(SeccompLab, MeasuresEveryFilterAndTheVerdictsAreNotContradicted) {
-  const nlohmann::json doc = quick_json({"--rules", "0,10,100"});
+  const nlohmann::json doc = quick_json("seccomp", {"--rules", "0,10,100"});
   std::set<std::pair<std::string, int>> seen;
   for (const auto& result : doc["results"]) {
     EXPECT_EQ(result["name"], "getppid");

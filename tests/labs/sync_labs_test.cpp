@@ -25,15 +25,6 @@ nlohmann::json seeded_quick_json(const std::string& lab, std::vector<std::string
   return run.json();
 }
 
-// A fact: it holds, whatever the load.
-void expect_fact(const nlohmann::json& doc, const std::string& id) {
-  const nlohmann::json* verdict = find_verdict(doc, id);
-  ASSERT_NE(verdict, nullptr) << "no verdict " << id << " in " << doc["verdicts"].dump() << "\nskipped "
-                              << doc["skipped"].dump();
-  EXPECT_EQ((*verdict)["state"], "holds") << id << ": " << (*verdict)["evidence"];
-  EXPECT_FALSE((*verdict)["measured"].get<bool>()) << id << " must be a fact, not a timing";
-}
-
 // A claim a run may leave undecided (e.g. on one CPU); decided, see expect_not_refuted.
 void expect_not_refuted_if_decided(const nlohmann::json& doc, const std::string& id) {
   if (find_verdict(doc, id) != nullptr) expect_not_refuted(doc, id);
@@ -50,7 +41,7 @@ TEST(LocksLab, EveryLockExcludesAsThreadsAndAsProcesses) {
   const nlohmann::json doc = seeded_quick_json(
       "locks", {"--locks", "mutex,tas,ttas,ticket,mcs,futex,rwlock-reads,posix-sem,sysv-sem,std-mutex", "-n", "1,3",
                 "--as", "threads,processes", "--duration", "10"});
-  expect_fact(doc, "mutual-exclusion");
+  expect_holds(doc, "mutual-exclusion");
   const auto throughput = results_named(doc, "contended throughput");
   // 10 locks x 2 counts as threads, and 9 (all but std::mutex) as processes.
   EXPECT_EQ(throughput.size(), 10u * 2 + 9u * 2);
@@ -70,7 +61,7 @@ TEST(LocksLab, EveryLockExcludesAsThreadsAndAsProcesses) {
 TEST(LocksLab, UncontendedLocksStayInUserSpaceExceptSystemV) {
   const nlohmann::json doc = seeded_quick_json("locks", {"--locks", "mutex,futex,tas,posix-sem,sysv-sem", "-n", "2"});
   if (find_verdict(doc, "uncontended-stays-in-user-space") == nullptr) GTEST_SKIP() << doc["skipped"].dump();
-  expect_fact(doc, "uncontended-stays-in-user-space");
+  expect_holds(doc, "uncontended-stays-in-user-space");
   expect_not_refuted_if_decided(doc, "spinners-never-sleep");
   expect_not_refuted_if_decided(doc, "uncontended-syscall-dominates");
   EXPECT_EQ(results_named(doc, "uncontended lock+unlock").size(), 5u);
@@ -87,7 +78,7 @@ TEST(ProdconsLab, EveryBrokenVariantFailsUnderItsForcedSchedule) {
       "prodcons", {"--random-runs", "0", "--variant", "if,signal,no-mutex,wrong-order", "-n", "1", "--buffer", "1"});
   for (const char* id :
        {"if-takes-from-empty-buffer", "signal-wakes-the-wrong-waiter", "no-mutex-overwrites", "wrong-order-deadlocks"})
-    expect_fact(doc, id);
+    expect_holds(doc, id);
   // The deadlocks are reported with who waits on what, not as a hang.
   const std::string evidence = (*find_verdict(doc, "wrong-order-deadlocks"))["evidence"];
   EXPECT_NE(evidence.find("DEADLOCK: producer 0 waits on mutex 'buffer'"), std::string::npos) << evidence;
@@ -98,7 +89,7 @@ TEST(ProdconsLab, RightVariantsDeliverEveryItemExactlyOnce) {
   const nlohmann::json doc =
       seeded_quick_json("prodcons", {"--variant", "cv,sem,spsc", "-n", "1,2,3", "--buffer", "1,7", "--rounds", "1",
                                      "--random-runs", "2", "--duration", "15"});
-  expect_fact(doc, "right-ones-exactly-once");
+  expect_holds(doc, "right-ones-exactly-once");
   // cv and sem at 1, 2 and 3 pairs and two sizes; spsc at one pair only.
   EXPECT_EQ(results_named(doc, "throughput").size(), 2u * 3 * 2 + 2);
   expect_not_refuted_if_decided(doc, "bigger-buffer-faster");
@@ -113,10 +104,10 @@ TEST(ProdconsLab, RejectsWhatItCannotHonour) {
 TEST(CondvarLab, WaitsBelongInAWhileLoop) {
   const nlohmann::json doc = seeded_quick_json(
       "condvar", {"--methods", "condvar,semaphore,futex,pipe", "--placement", "same-cpu", "--as", "threads"});
-  expect_fact(doc, "while-not-if");
+  expect_holds(doc, "while-not-if");
   expect_not_refuted_if_decided(doc, "waiters-wake-to-nothing");
   expect_not_refuted_if_decided(doc, "condvar-costs-a-futex-and-more");
-  if (find_verdict(doc, "handoffs-make-their-system-calls")) expect_fact(doc, "handoffs-make-their-system-calls");
+  if (find_verdict(doc, "handoffs-make-their-system-calls")) expect_holds(doc, "handoffs-make-their-system-calls");
   const auto round_trips = results_named(doc, "round trip");
   EXPECT_EQ(round_trips.size(), 4u);
   for (const nlohmann::json* r : round_trips) EXPECT_EQ((*r)["params"]["placement"], "same-cpu");
@@ -134,13 +125,13 @@ TEST(SemaphoresLab, SemUndoReleasesAfterASigkilledHolder) {
   const nlohmann::json doc = seeded_quick_json("semaphores");
   for (const char* id : {"named-reached-by-name", "sem-undo-releases-on-death", "no-undo-stays-taken",
                          "posix-not-released-on-death", "robust-mutex-reports-dead-owner"})
-    expect_fact(doc, id);
+    expect_holds(doc, id);
   EXPECT_EQ(results_named(doc, "wait+post").size(), 4u);
 }
 
 TEST(PatternsLab, EveryPatternComputesTheSameAnswer) {
   const nlohmann::json doc = seeded_quick_json("patterns", {"--blocks", "200", "--requests", "300", "-n", "1,2,3"});
-  expect_fact(doc, "patterns-lose-nothing");
+  expect_holds(doc, "patterns-lose-nothing");
   EXPECT_EQ(results_named(doc, "producer/consumer").size(), 3u);
   EXPECT_EQ(results_named(doc, "pipeline").size(), 3u);
   for (const char* id : {"workers-speed-up", "pipeline-speeds-up", "background-shortens-critical-path"})

@@ -34,13 +34,6 @@ const nlohmann::json& one_result(const nlohmann::json& doc, const std::string& n
   return found.empty() ? empty : *found.front();
 }
 
-void expect_holds(const nlohmann::json& doc, const std::string& id) {
-  const nlohmann::json* v = find_verdict(doc, id);
-  ASSERT_NE(v, nullptr) << "no verdict " << id;
-  EXPECT_EQ((*v)["state"], "holds") << v->dump();
-  EXPECT_FALSE((*v)["measured"].get<bool>()) << id << " is a fact, not a timing";
-}
-
 const nlohmann::json* find_table(const nlohmann::json& doc, const std::string& title_start) {
   for (const auto& table : doc["tables"])
     if (table["title"].get<std::string>().starts_with(title_start)) return &table;
