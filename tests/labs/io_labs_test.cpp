@@ -8,27 +8,15 @@
 namespace oslab::test {
 namespace {
 
-std::string verdict_state(const nlohmann::json& doc, const std::string& id) {
-  for (const auto& verdict : doc["verdicts"])
-    if (verdict["id"] == id) return verdict["state"];
-  return "missing";
-}
-
-bool skipped(const nlohmann::json& doc, const std::string& what_part) {
-  for (const auto& skip : doc["skipped"])
-    if (skip["what"].get<std::string>().find(what_part) != std::string::npos) return true;
-  return false;
-}
-
 TEST(NonblockLab, EachCallDoesWhatItSays) {
   nlohmann::json doc = quick_json("nonblock");
   for (const char* id : {"blocking-read-waits", "nonblocking-read-returns-eagain", "readiness-is-reported",
                          "level-triggered-reports-again", "edge-triggered-starves-a-partial-reader"})
-    EXPECT_EQ(verdict_state(doc, id), "holds") << id;
+    expect_holds(doc, id);
   if (skipped(doc, "io_uring")) {
     EXPECT_EQ(verdict_state(doc, "io-uring-completes-later"), "missing");
   } else {
-    EXPECT_EQ(verdict_state(doc, "io-uring-completes-later"), "holds");
+    expect_holds(doc, "io-uring-completes-later");
   }
   size_t ready = 0, not_ready = 0;
   for (const auto& result : doc["results"]) {
@@ -42,8 +30,8 @@ TEST(NonblockLab, EachCallDoesWhatItSays) {
 // Up to 1,000 connections per model, as the tests allow; 10,000 is for the full run.
 TEST(EchoLab, EveryModelServesAThousandVerifiedConnectionsAndStopsCleanly) {
   nlohmann::json doc = quick_json("echo", {"--connections", "1000", "--stall", "0", "--duration", "100"});
-  EXPECT_EQ(verdict_state(doc, "every-echo-verified"), "holds");
-  EXPECT_EQ(verdict_state(doc, "servers-stop-cleanly"), "holds");
+  expect_holds(doc, "every-echo-verified");
+  expect_holds(doc, "servers-stop-cleanly");
   EXPECT_TRUE(doc["failed"].empty()) << doc["failed"].dump();
   for (const char* model : {"threads", "pool", "epoll-lt", "epoll-et", "uring", "uring-multishot", "green"}) {
     bool measured = false;

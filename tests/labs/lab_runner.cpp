@@ -224,6 +224,18 @@ const nlohmann::json* find_verdict(const nlohmann::json& doc, const std::string&
   return nullptr;
 }
 
+std::string verdict_state(const nlohmann::json& doc, const std::string& id) {
+  const nlohmann::json* verdict = find_verdict(doc, id);
+  return verdict == nullptr ? "missing" : (*verdict)["state"].get<std::string>();
+}
+
+bool skipped(const nlohmann::json& doc, const std::string& what_part) {
+  if (!doc.contains("skipped")) return false;
+  for (const auto& skip : doc["skipped"])
+    if (skip["what"].get<std::string>().find(what_part) != std::string::npos) return true;
+  return false;
+}
+
 void expect_holds(const nlohmann::json& doc, const std::string& id) {
   const nlohmann::json* verdict = find_verdict(doc, id);
   ASSERT_NE(verdict, nullptr) << "no verdict " << id << " in " << doc.value("verdicts", nlohmann::json()).dump()

@@ -34,6 +34,10 @@ std::string private_ancestor(const std::string& path);
 nlohmann::json quick_json(const std::string& lab, std::vector<std::string> extra = {});
 // The verdict with this id, or nullptr.
 const nlohmann::json* find_verdict(const nlohmann::json& doc, const std::string& id);
+// Its state ("holds", "does-not-hold", "inconclusive"), or "missing".
+std::string verdict_state(const nlohmann::json& doc, const std::string& id);
+// Whether the lab skipped something whose "what" contains `what_part`.
+bool skipped(const nlohmann::json& doc, const std::string& what_part);
 // A fact (decided from counts, never from timings): it holds. Fails when the verdict is
 // missing, does not hold, or is a timing.
 void expect_holds(const nlohmann::json& doc, const std::string& id);

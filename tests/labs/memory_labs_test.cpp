@@ -19,13 +19,6 @@
 namespace oslab::test {
 namespace {
 
-bool skipped(const nlohmann::json& doc, const std::string& what_prefix) {
-  if (!doc.contains("skipped")) return false;
-  for (const auto& s : doc["skipped"])
-    if (s["what"].get<std::string>().starts_with(what_prefix)) return true;
-  return false;
-}
-
 const nlohmann::json* result(const nlohmann::json& doc, const std::string& name, const nlohmann::json& params) {
   if (!doc.contains("results")) return nullptr;
   for (const auto& r : doc["results"]) {

@@ -20,18 +20,6 @@ const nlohmann::json* find_result(const nlohmann::json& doc, const std::string& 
   return nullptr;
 }
 
-std::string verdict_state(const nlohmann::json& doc, const std::string& id) {
-  for (const auto& verdict : doc["verdicts"])
-    if (verdict["id"] == id) return verdict["state"];
-  return "missing";
-}
-
-bool skipped(const nlohmann::json& doc, const std::string& what_part) {
-  for (const auto& skip : doc["skipped"])
-    if (skip["what"].get<std::string>().find(what_part) != std::string::npos) return true;
-  return false;
-}
-
 TEST(UthreadsLab, MeasuresEverySwitchCreationAndTheSweep) {
   nlohmann::json doc = quick_json("uthreads", {"--counts", "2,50,20000"});
   for (const char* name : {"oslab assembly", "oslab assembly-no-fpu", "oslab assembly, MXCSR differs", "swapcontext",
@@ -61,9 +49,9 @@ TEST(UthreadsLab, BadInput) {
 
 TEST(BlockingLab, OneBlockingCallStopsEveryGreenThreadAndParkingDoesNot) {
   nlohmann::json doc = quick_json("blocking", {"--window", "30"});
-  EXPECT_EQ(verdict_state(doc, "one-blocking-call-stops-all"), "holds");
-  EXPECT_EQ(verdict_state(doc, "kernel-threads-keep-running"), "holds");
-  EXPECT_EQ(verdict_state(doc, "parking-keeps-the-others-running"), "holds");
+  expect_holds(doc, "one-blocking-call-stops-all");
+  expect_holds(doc, "kernel-threads-keep-running");
+  expect_holds(doc, "parking-keeps-the-others-running");
   const nlohmann::json* stalled = find_result(doc, "longest pause of a counter", {{"case", "read(2), empty pipe"}});
   ASSERT_NE(stalled, nullptr);
   EXPECT_EQ((*stalled)["counters"]["increments_in_window"], 0);
@@ -80,8 +68,8 @@ TEST(BlockingLab, BadInput) {
 
 TEST(ManyToManyLab, EveryTaskOnceAndOneCoreForManyToOne) {
   nlohmann::json doc = quick_json("many-to-many", {"--tasks", "12", "--chunks", "10", "--rounds", "1000"});
-  EXPECT_EQ(verdict_state(doc, "no-work-lost-or-repeated"), "holds");
-  EXPECT_EQ(verdict_state(doc, "many-to-one-uses-one-core"), "holds");
+  expect_holds(doc, "no-work-lost-or-repeated");
+  expect_holds(doc, "many-to-one-uses-one-core");
   for (const char* model : {"M:1", "M:N", "1:1"}) {
     const nlohmann::json* r = find_result(doc, model);
     ASSERT_NE(r, nullptr) << model;
@@ -95,7 +83,7 @@ TEST(ManyToManyLab, BadInput) {
 
 TEST(PreemptionLab, ASpinnerStarvesCooperativeThreadsNotPreemptiveOnes) {
   nlohmann::json doc = quick_json("preemption", {"--spin", "50"});
-  EXPECT_EQ(verdict_state(doc, "cooperative-spinner-starves-the-rest"), "holds");
+  expect_holds(doc, "cooperative-spinner-starves-the-rest");
   const std::string preempted = verdict_state(doc, "preemption-ends-the-monopoly");
   if (preempted == "missing") {
     EXPECT_TRUE(skipped(doc, "preemptive")) << "preemption is skipped only with a reason (ThreadSanitizer)";
