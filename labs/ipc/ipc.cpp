@@ -745,7 +745,8 @@ int main(int argc, char** argv) {
                  "--listen PORT answers another machine's --connect HOST:PORT over TCP and UDP.\n\n"
                  "Questions: why is a pipe round trip on one CPU two context switches? Why does busy polling\n"
                  "lose on one CPU? Why does a 1 MiB message through a pipe need 16 reads? Why does a memfd\n"
-                 "stream beat memcpy itself? What does a futex save over a System V semaphore?",
+                 "stream come closest to memcpy, and what would it take to beat it? What does a futex save\n"
+                 "over a System V semaphore?",
       .placements = {Placement::same_cpu, Placement::two_cpus, Placement::unpinned},
       .default_placements = {Placement::same_cpu, Placement::two_cpus},
       .threads_switch = true,

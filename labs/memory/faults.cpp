@@ -440,7 +440,8 @@ struct Experiment {
     } else {
       report.skip("large folios",
                   fmt::format("one fault on the file written with pwrite() mapped {} pages, as many as on the other: "
-                              "this kernel or file system caches it in 4 KiB folios",
+                              "this kernel or file system caches it in 4 KiB folios, or this kernel maps a fault's "
+                              "64 KiB window and no more",
                               large_folio_pages));
     }
     report.fact(
@@ -528,8 +529,9 @@ int main(int argc, char** argv) {
                  "  one fault maps up to 16 pages (fault_around_bytes, 64 KiB); the lab counts the pages one\n"
                  "  fault mapped in /proc/self/pagemap. That file is written 4 KiB at a time, so the page cache\n"
                  "  holds it in 4 KiB folios; a second one is written in 1 MiB blocks, which a file system\n"
-                 "  with large folios (ext4 since Linux 6.16, XFS) caches in large folios, and one fault then\n"
-                 "  maps a whole folio, more than fault-around's 16 pages (skipped where it does not);\n"
+                 "  with large folios (ext4 since Linux 6.16, XFS) caches in large folios. A kernel that maps\n"
+                 "  a whole file folio at a fault (recent ones; older ones stop at the 64 KiB window) then\n"
+                 "  maps more than fault-around's 16 pages at once (skipped where it does not);\n"
                  "- file read from the disk: the file is dropped from the cache (fdatasync, then\n"
                  "  posix_fadvise(POSIX_FADV_DONTNEED); mincore confirms), so each fault is major. With\n"
                  "  MADV_RANDOM one per page; with the default advice the first fault reads ahead and the\n"

@@ -578,7 +578,7 @@ int main(int argc, char** argv) {
       .explain = "seccomp(2) in filter mode attaches a classic BPF program to the calling thread (and, inherited,\n"
                  "to every child and every program exec'ed later). The kernel runs it at every system call\n"
                  "entry with the call's number, architecture and six arguments, and it returns an action:\n"
-                 "ALLOW, ERRNO(n) (the call fails with errno n), TRAP (SIGSYS to the process, whose siginfo\n"
+                 "ALLOW, ERRNO(n) (the call fails with errno n), TRAP (SIGSYS to the calling thread, whose siginfo\n"
                  "carries si_syscall and si_arch), KILL_PROCESS, LOG, or USER_NOTIF (the call waits while a\n"
                  "supervisor holding the filter's listener fd reads it and answers). libseccomp compiles rules\n"
                  "(\"getppid -> ERRNO(EPERM)\", \"openat if (flags & O_ACCMODE) == O_RDONLY\") into that program;\n"

@@ -354,11 +354,12 @@ struct Experiment {
           table.rows.push_back(row);
         }
       }
-      table.footnote = placement == oslab::Placement::same_cpu
-                           ? "One CPU: every hop is a context switch; a round trip is two."
-                       : placement == oslab::Placement::two_cpus
-                           ? "Two CPUs: no switch is needed; every hop wakes the other task on its own core."
-                           : "Unpinned: the scheduler chooses, and may choose differently in the next run.";
+      table.footnote =
+          placement == oslab::Placement::same_cpu ? "One CPU: every hop is a context switch; a round trip is two."
+          : placement == oslab::Placement::two_cpus
+              ? "Two CPUs: the two tasks never switch to each other; each blocks (its CPU goes idle) and is "
+                "woken on its own core."
+              : "Unpinned: the scheduler chooses, and may choose differently in the next run.";
       report.table(table);
     }
 
@@ -571,9 +572,10 @@ int main(int argc, char** argv) {
       .explain = "A ping-pong is the classic way to time a context switch (lmbench's lat_ctx, perf bench sched\n"
                  "pipe): side 0 sends a token and waits for the answer; side 1 waits for the token and sends\n"
                  "it back. With both sides pinned to one CPU, nothing else can run while one waits, so every\n"
-                 "hop is a context switch and a round trip is two. On two CPUs no switch is needed: each hop\n"
-                 "is a wake-up of a task sleeping on the other core, which costs an inter-processor\n"
-                 "interrupt or the idle loop's exit instead. Unpinned, the scheduler decides.\n\n"
+                 "hop is a context switch and a round trip is two. On two CPUs the two tasks never switch to\n"
+                 "each other: each blocks (its CPU switches to the idle task) and each hop wakes a task on\n"
+                 "the other core, which costs an inter-processor interrupt and the idle loop's exit instead\n"
+                 "of a direct switch. Unpinned, the scheduler decides.\n\n"
                  "Three ways to pass the token. pipe: write(2) and a read(2) that blocks, 4 system calls per\n"
                  "round trip. futex: a 32-bit word in memory both sides see; the sender stores the token and\n"
                  "calls FUTEX_WAKE, the receiver calls FUTEX_WAIT until the word changes (threads use a\n"

@@ -4,8 +4,9 @@
 //   assembly         switch_x86_64.S: saves the callee-saved registers, MXCSR and the x87
 //                    control word on the thread's own stack; a context is a stack pointer.
 //   assembly-no-fpu  the same without the two control words (a measured, documented bug).
-//   ucontext         glibc's makecontext/swapcontext: saves every register and, with an
-//                    rt_sigprocmask system call, the signal mask, on every switch.
+//   ucontext         glibc's makecontext/swapcontext: saves the callee-saved and argument
+//                    registers, the FPU environment and MXCSR, and, with an rt_sigprocmask
+//                    system call, the signal mask, on every switch.
 //
 // The assembly backends exist on x86-64 only; elsewhere ucontext is the default.
 //

@@ -27,7 +27,9 @@
 //   4. The signal frame (every register, the FPU/AVX state) is pushed on the green thread's
 //      stack: stacks must have room for it (several KiB with AVX-512), and no SA_ONSTACK,
 //      since one alternate stack per kernel thread cannot hold several suspended handlers.
-//   5. SA_RESTART, so that a kernel thread's system calls elsewhere are not cut short (EINTR).
+//   5. SA_RESTART, so that most of a kernel thread's system calls elsewhere are restarted rather
+//      than cut short (EINTR); epoll_wait, poll and nanosleep fail with EINTR whatever the flag,
+//      and the library retries its own.
 //   6. Taking the run-queue mutex in a handler is safe only because pitfall 1 guarantees
 //      that this kernel thread does not hold it already.
 
